@@ -1,0 +1,72 @@
+//! The real Prometheus Pushgateway (Debian `prometheus-pushgateway`) on a free loopback port.
+
+use crate::proc::{http_get, ChildGuard};
+use std::process::{Command, Stdio};
+
+const INSTALL: &str = "apt-get install -y prometheus-pushgateway";
+
+pub struct Pushgateway {
+    child: ChildGuard,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Pushgateway {
+    pub fn start() -> Self {
+        let bin = crate::require_bin(
+            "prometheus-pushgateway",
+            &["/usr/bin/prometheus-pushgateway"],
+            INSTALL,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = crate::free_port();
+        let mut child = ChildGuard::spawn(
+            Command::new(bin)
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=error")
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "prometheus-pushgateway",
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        crate::wait_until(30, "pushgateway /-/ready", || {
+            child.assert_running("prometheus-pushgateway");
+            http_get(&format!("{url}/-/ready")).is_some()
+        });
+        Pushgateway {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The full `/metrics` exposition (what Prometheus would scrape).
+    pub fn metrics_text(&self) -> String {
+        http_get(&format!("{}/metrics", self.url())).expect("GET /metrics")
+    }
+
+    /// Seed a group the way another job would (POST text exposition).
+    pub fn seed(&self, path: &str, body: &str) {
+        let (st, b) = crate::proc::http_request(
+            "POST",
+            &format!("{}{path}", self.url()),
+            &[("Content-Type", "text/plain; version=0.0.4")],
+            Some(body.as_bytes()),
+        )
+        .expect("seed pushgateway");
+        assert!((200..300).contains(&st), "seed {path}: HTTP {st} {b}");
+    }
+
+    /// Kill the server (to test "Pushgateway down").
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Regenerate the README's per-binary reference blocks from each binary's own clap definition
+# (`<binary> --help`), so env vars, defaults and exit codes in the README cannot drift.
+# The workspace test `readme_reference_matches_help` fails when a block is stale.
+#   scripts/gen-readme.sh [BIN_DIR]   (default target/debug; builds the binaries if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bindir=${1:-target/debug}
+[ "$bindir" = target/debug ] && cargo build --workspace --bins --locked -q
+python3 - "$bindir" <<'PY'
+import pathlib, re, subprocess, sys
+bindir = pathlib.Path(sys.argv[1])
+readme = pathlib.Path("README.md")
+text = readme.read_text()
+for main in sorted(pathlib.Path("crates").glob("*/src/main.rs")):
+    b = main.parent.parent.name
+    help_text = subprocess.run([str(bindir / b), "--help"], capture_output=True, text=True, check=True).stdout
+    block = f"<!-- BEGIN help: {b} -->\n```text\n{help_text}```\n<!-- END help: {b} -->"
+    pat = re.compile(rf"<!-- BEGIN help: {re.escape(b)} -->.*?<!-- END help: {re.escape(b)} -->", re.S)
+    if pat.search(text):
+        text = pat.sub(lambda _m: block, text)
+    else:
+        marker = "<!-- reference blocks end -->"
+        if marker not in text:
+            sys.exit(f"README.md has no '{marker}' marker to insert {b}'s block before")
+        text = text.replace(marker, f"### `{b}`\n\n{block}\n\n{marker}")
+readme.write_text(text)
+PY
+echo "README reference blocks regenerated from $bindir" >&2

