@@ -940,7 +940,7 @@ mod fake_server_tests {
         assert!(reqs.iter().all(|r| r.method == "GET"));
         assert_eq!(
             reqs.iter().filter(|r| r.path() == "/api/v1/nodes").count(),
-            2,
+            1,
             "limit=500 → one page"
         );
     }
