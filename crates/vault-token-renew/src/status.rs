@@ -172,6 +172,7 @@ fn show(v: &Value) -> String {
     match v {
         Value::Null => "-".to_string(),
         Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "-".to_string(),
         Value::Array(a) => a
             .iter()
             .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
@@ -239,7 +240,7 @@ pub fn render(doc: &Value) -> String {
             });
             format!("{} ({age}): {}", show(&l["time"]), show(&l["line"]))
         };
-        row(&format!("last {prefix}:"), v);
+        row(&format!("last {}:", prefix.trim_end_matches(':')), v);
     }
     out
 }
