@@ -182,6 +182,14 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// `<n>s (<human>)`, or `-` when the lookup had no such number.
+fn secs(v: &Value, human: impl Fn(i64) -> String) -> String {
+    match v.as_i64() {
+        Some(n) => format!("{n}s ({})", human(n)),
+        None => "-".to_string(),
+    }
+}
+
 /// Human rendering of the status document.
 pub fn render(doc: &Value) -> String {
     let mut out = format!("vault-token-renew status: {}\n", show(&doc["health"]));
@@ -209,22 +217,11 @@ pub fn render(doc: &Value) -> String {
     row("token policies:", show(&doc["policies"]));
     row("identity policies:", show(&doc["identity_policies"]));
     row("verdict:", show(&doc["verdict"]));
-    row(
-        "ttl:",
-        format!("{}s ({})", show(&doc["ttl"]), show(&doc["ttl_human"])),
-    );
-    let period = doc["period"].as_i64();
-    row(
-        "period:",
-        format!(
-            "{}s ({})",
-            show(&doc["period"]),
-            period.map_or("-".to_string(), decide::human_secs)
-        ),
-    );
+    row("ttl:", secs(&doc["ttl"], decide::human_secs));
+    row("period:", secs(&doc["period"], decide::human_secs));
     row(
         "explicit_max_ttl:",
-        format!("{}s", show(&doc["explicit_max_ttl"])),
+        secs(&doc["explicit_max_ttl"], decide::human_secs),
     );
     row("renewable:", show(&doc["renewable"]));
     row("orphan:", show(&doc["orphan"]));
