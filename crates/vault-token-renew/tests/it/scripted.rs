@@ -433,3 +433,39 @@ fn unsafe_json_fields_do_not_inject_lines() {
         .line()
         .starts_with("DRIFT: ~/.vault-token is dn=$'evil\\nOK renewed (dn=x)'"));
 }
+
+#[test]
+fn namespace_header_is_sent_on_every_request() {
+    let srv = scripted(|r, _| match r.path() {
+        "/v1/auth/token/lookup-self" => Reply::json(200, &ours()),
+        _ => Reply::json(200, &renew_ok()),
+    });
+    let env = Env::new(&srv.url());
+    env.write_token(&fake_token('S'));
+    let out = env.run(&["--namespace", "team-a/"]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 2);
+    for r in reqs {
+        assert_eq!(r.header("X-Vault-Namespace"), Some("team-a/"));
+    }
+}
+
+#[test]
+fn heal_replaces_a_symlinked_token_file_not_its_target() {
+    let srv = heal_server(minted);
+    let env = foreign_env(&srv);
+    let real = env.dir.path().join("real-token");
+    std::fs::rename(env.token_file(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, env.token_file()).unwrap();
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let meta = std::fs::symlink_metadata(env.token_file()).unwrap();
+    assert!(meta.file_type().is_file(), "the link itself is replaced");
+    assert_eq!(mode(&env.token_file()), 0o600);
+    assert_eq!(env.read_token_bytes(), fake_token(NEW).as_bytes());
+    assert_eq!(
+        std::fs::read(&real).unwrap(),
+        format!("{}\n", fake_token(OLD)).into_bytes()
+    );
+}
