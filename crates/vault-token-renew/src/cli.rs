@@ -14,7 +14,10 @@ Exit codes:
 
 Log lines (`<ts> <TEXT>`, appended to <state>/vault-token-renew.log and copied to stderr) start
 with `OK renewed`, `HEALED:`, `DRIFT:` or `FAIL:`. VAULT_TOKEN and BAO_TOKEN are ignored: the
-token file is the object this tool maintains.";
+token file is the object this tool maintains.
+
+`run --dry-run` [env: VTR_DRY_RUN]: lookup-self (plus capabilities-self for a foreign token)
+and report what a real run would do; nothing renewed, minted, written, revoked or logged.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,7 +46,7 @@ pub enum Cmd {
 pub struct RunArgs {
     /// Decide and report only: lookup-self (and capabilities-self for a foreign token); no
     /// renew, mint, write or revoke; nothing appended to the log.
-    #[arg(long, env = "VTR_DRY_RUN", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    #[arg(long, env = "VTR_DRY_RUN", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false, hide_env_values = true)]
     pub dry_run: bool,
 }
 
@@ -51,32 +54,74 @@ pub struct RunArgs {
 pub struct Opts {
     /// Vault/OpenBao address (http or https); a trailing `/` is stripped.
     /// [default: https://vault.viktorbarzin.me]
-    #[arg(long, env = "VAULT_ADDR", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "VAULT_ADDR",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub vault_addr: Option<String>,
 
     /// Directory of the log, lock and state files. [default: $HOME/.local/state]
-    #[arg(long, env = "XDG_STATE_HOME", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "XDG_STATE_HOME",
+        global = true,
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub state_home: Option<PathBuf>,
 
     /// Home directory holding `.vault-token`. [default: the effective user's passwd home]
-    #[arg(long, env = "HOME", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "HOME",
+        global = true,
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub home: Option<PathBuf>,
 
     /// Optional JSON user map; when the file exists it replaces the built-in wizard/emo table.
     /// [default: /etc/homelab/vault-token-renew.json]
-    #[arg(long, env = "VTR_CONFIG", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VTR_CONFIG",
+        global = true,
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
 
     /// PEM bundle used as the TLS trust roots for Vault (as the vault CLI does). [default: none]
-    #[arg(long, env = "VAULT_CACERT", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VAULT_CACERT",
+        global = true,
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub cacert: Option<PathBuf>,
 
     /// Vault namespace, sent as X-Vault-Namespace. [default: none]
-    #[arg(long, env = "VAULT_NAMESPACE", global = true, value_name = "NS")]
+    #[arg(
+        long,
+        env = "VAULT_NAMESPACE",
+        global = true,
+        value_name = "NS",
+        hide_env_values = true
+    )]
     pub namespace: Option<String>,
 
     /// Rewrite this Prometheus textfile (.prom) atomically after each run. [default: off]
-    #[arg(long, env = "VTR_METRICS_TEXTFILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VTR_METRICS_TEXTFILE",
+        global = true,
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub metrics_textfile: Option<PathBuf>,
 
     /// PUT the run's metrics to <URL>/metrics/job/vault_token_renew/user/<user>. [default: off]
@@ -92,16 +137,28 @@ pub struct Opts {
     /// Act for this user map entry instead of the effective uid's passwd name (containers,
     /// tests). It selects names only; authority always comes from the token itself.
     /// [default: the effective user's name]
-    #[arg(long, env = "VTR_USER", global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        env = "VTR_USER",
+        global = true,
+        value_name = "NAME",
+        hide_env_values = true
+    )]
     pub user: Option<String>,
 
     /// Whole-request timeout per Vault call, in seconds (connect timeout is min(10, this)).
     /// [default: 30]
-    #[arg(long, env = "VTR_HTTP_TIMEOUT", global = true, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "VTR_HTTP_TIMEOUT",
+        global = true,
+        value_name = "SECS",
+        hide_env_values = true
+    )]
     pub http_timeout: Option<String>,
 
     /// Print one JSON document on stdout (run: summary; status: the report).
-    #[arg(long, env = "VTR_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    #[arg(long, env = "VTR_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false, hide_env_values = true)]
     pub json: bool,
 }
 
@@ -135,6 +192,14 @@ mod tests {
         ] {
             assert!(help.contains(env), "--help lacks {env}");
         }
+    }
+
+    #[test]
+    fn help_never_shows_env_values() {
+        // The README reference block is this text; it must not depend on HOME or VAULT_ADDR.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("[env: HOME]"), "{help}");
+        assert!(!help.contains("[env: HOME="), "{help}");
     }
 
     #[test]
