@@ -119,7 +119,20 @@ impl Env {
 
     /// Run the binary with the env's paths and `args`; assert the no-token invariant.
     pub fn run(&self, args: &[&str]) -> Out {
-        let mut cmd = Command::new(BIN);
+        self.run_via(&[], args)
+    }
+
+    /// As [`Env::run`], with the binary started through `wrapper` (e.g. `unshare`), which
+    /// must end by exec'ing its remaining arguments.
+    pub fn run_via(&self, wrapper: &[&str], args: &[&str]) -> Out {
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["--home"])
             .arg(self.home())
             .arg("--state-home")

@@ -469,3 +469,38 @@ fn heal_replaces_a_symlinked_token_file_not_its_target() {
         format!("{}\n", fake_token(OLD)).into_bytes()
     );
 }
+
+#[test]
+fn unwritable_home_fails_the_heal_and_revokes_the_minted_token() {
+    testkit::require_bin("unshare", &[], "apt-get install -y util-linux");
+    let new = fake_token(NEW);
+    let srv = scripted(move |r, tok| match r.path() {
+        "/v1/auth/token/lookup-self" if tok == new => Reply::json(200, &ours()),
+        "/v1/auth/token/lookup-self" => Reply::json(200, &lookup_json("token", &["root"], "a")),
+        "/v1/auth/token/create" => minted(),
+        "/v1/auth/token/revoke-self" => Reply::new(204),
+        _ => Reply::new(404),
+    });
+    let env = foreign_env(&srv);
+    let before = env.read_token_bytes();
+    // A private mount namespace where $HOME is a read-only bind mount (EROFS on the temp file).
+    let home = env.home().display().to_string();
+    let script = format!(
+        "mount --bind '{home}' '{home}' && mount -o remount,bind,ro '{home}' '{home}' && exec \"$@\""
+    );
+    let out = env.run_via(&["unshare", "-m", "sh", "-c", &script, "sh"], &[]);
+    assert_eq!(out.code, 1, "{out:#?} (needs root: unshare -m + mount)");
+    let line = out.line();
+    assert!(
+        line.starts_with("FAIL: heal could not write ~/.vault-token: ")
+            && line.contains("Read-only file system")
+            && line.ends_with("; minted token revoked"),
+        "{line}"
+    );
+    assert_eq!(env.read_token_bytes(), before);
+    let last = srv.requests().pop().unwrap();
+    assert_eq!(last.path(), "/v1/auth/token/revoke-self");
+    assert_eq!(last.header("X-Vault-Token"), Some(fake_token(NEW).as_str()));
+    let names: Vec<_> = std::fs::read_dir(env.home()).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "no temp file may be left: {names:?}");
+}
