@@ -1,0 +1,97 @@
+//! §10.2 metrics: node-exporter textfile (atomic rewrite) and/or a Pushgateway push (job
+//! `t3_migrate_idle`). Failures are WARN lines; they never change the exit code.
+
+use crate::config::Config;
+use crate::report::{self as rp, Log};
+use crate::sys::World;
+use crate::{PassResult, Summary};
+use homelab_core::pushgateway::{self, Gauge, Method};
+use std::time::Duration;
+
+/// The series of one pass.
+pub fn gauges(s: &Summary, now: i64) -> Vec<Gauge> {
+    let mut g = vec![
+        Gauge::new(
+            "t3_migrate_idle_last_run_timestamp_seconds",
+            "Unix time of the last pass.",
+            now as f64,
+        ),
+        Gauge::new(
+            "t3_migrate_idle_frozen",
+            "1 if the t3 freeze file is present.",
+            if s.frozen { 1.0 } else { 0.0 },
+        ),
+        Gauge::new(
+            "t3_migrate_idle_markers",
+            "Deferral markers seen by the last pass.",
+            s.markers.len() as f64,
+        ),
+    ];
+    for m in &s.markers {
+        if let Some(a) = m.marker_age_seconds {
+            g.push(
+                Gauge::new(
+                    "t3_migrate_idle_marker_age_seconds",
+                    "Age of each deferral marker.",
+                    a as f64,
+                )
+                .label("user", &m.user),
+            );
+        }
+    }
+    g.push(Gauge::new(
+        "t3_migrate_idle_last_pass_migrated",
+        "Instances migrated by the last pass.",
+        f64::from(s.migrated),
+    ));
+    g.push(Gauge::new(
+        "t3_migrate_idle_last_pass_skipped",
+        "Markers skipped by the last pass.",
+        f64::from(s.skipped),
+    ));
+    let current = match s.result {
+        PassResult::Skipped => "ok",
+        r => r.as_str(),
+    };
+    for r in ["ok", "frozen", "failed", "error"] {
+        g.push(
+            Gauge::new(
+                "t3_migrate_idle_last_result",
+                "Outcome of the last pass (1 = this result).",
+                if r == current { 1.0 } else { 0.0 },
+            )
+            .label("result", r),
+        );
+    }
+    g
+}
+
+/// Write/push when configured. A pass skipped for the lock or a sibling publishes nothing.
+pub fn publish(cfg: &Config, log: &Log, world: &dyn World, s: &Summary) {
+    if s.result == PassResult::Skipped
+        || (cfg.metrics_textfile.is_none() && cfg.pushgateway_url.is_none())
+    {
+        return;
+    }
+    let body = pushgateway::render(&gauges(s, world.now().unix_timestamp()));
+    if let Some(p) = &cfg.metrics_textfile {
+        if let Err(e) = homelab_core::fsx::atomic_write_mode(p, body.as_bytes(), 0o644) {
+            log.line(&rp::metrics_failed(
+                "textfile",
+                &format!("{}: {e}", p.display()),
+            ));
+        }
+    }
+    if let Some(u) = &cfg.pushgateway_url {
+        if let Err(e) = pushgateway::push(
+            u.expose(),
+            "t3_migrate_idle",
+            &[],
+            &body,
+            Method::Put,
+            Duration::from_secs(10),
+        ) {
+            log.line(&rp::metrics_failed("push", &e.to_string()));
+        }
+    }
+}
