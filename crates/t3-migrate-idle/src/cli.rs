@@ -27,7 +27,12 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Required quiet time in seconds, integer >= 0 [env: T3_MIGRATE_QUIET_SECONDS] [default: 900]
-    #[arg(long, value_name = "SECONDS", global = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        global = true,
+        allow_hyphen_values = true
+    )]
     pub quiet_seconds: Option<String>,
 
     /// Decide and log, act on nothing (no restart, no marker deleted) [env: T3_DRY_RUN=1]
@@ -63,7 +68,12 @@ pub struct Cli {
     pub user_map: Option<PathBuf>,
 
     /// Seconds allowed for one backup, integer > 0 [env: T3_BACKUP_TIMEOUT] [default: 900]
-    #[arg(long, value_name = "SECONDS", global = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        global = true,
+        allow_hyphen_values = true
+    )]
     pub backup_timeout: Option<String>,
 
     /// Atomically rewrite this node-exporter textfile after each pass [env: T3_METRICS_TEXTFILE] [default: none]

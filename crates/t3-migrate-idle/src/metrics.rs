@@ -4,12 +4,32 @@
 use crate::config::Config;
 use crate::report::{self as rp, Log};
 use crate::sys::World;
-use crate::{PassResult, Summary};
+use crate::{decide, markers, PassResult, Summary};
 use homelab_core::pushgateway::{self, Gauge, Method};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
+/// Markers waiting in DEFER_DIR after the pass: (printable name, age in seconds). Counted from
+/// the directory itself (valid names, regular files, hidden names skipped) so a frozen pass,
+/// which reads no marker, still exposes their ages for the "marker older than 3 days" alert.
+pub fn waiting_markers(defer_dir: &Path, now: i64) -> Vec<(String, i64)> {
+    let Ok(names) = markers::list(defer_dir) else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let u = decide::valid_user_name(n.as_bytes()).ok()?.to_string();
+            let m = std::fs::symlink_metadata(defer_dir.join(&n)).ok()?;
+            m.is_file().then(|| (u, now - m.mtime()))
+        })
+        .collect()
+}
+
 /// The series of one pass.
-pub fn gauges(s: &Summary, now: i64) -> Vec<Gauge> {
+pub fn gauges(s: &Summary, waiting: &[(String, i64)], now: i64) -> Vec<Gauge> {
     let mut g = vec![
         Gauge::new(
             "t3_migrate_idle_last_run_timestamp_seconds",
@@ -23,21 +43,19 @@ pub fn gauges(s: &Summary, now: i64) -> Vec<Gauge> {
         ),
         Gauge::new(
             "t3_migrate_idle_markers",
-            "Deferral markers seen by the last pass.",
-            s.markers.len() as f64,
+            "Deferral markers waiting after the last pass.",
+            waiting.len() as f64,
         ),
     ];
-    for m in &s.markers {
-        if let Some(a) = m.marker_age_seconds {
-            g.push(
-                Gauge::new(
-                    "t3_migrate_idle_marker_age_seconds",
-                    "Age of each deferral marker.",
-                    a as f64,
-                )
-                .label("user", &m.user),
-            );
-        }
+    for (user, age) in waiting {
+        g.push(
+            Gauge::new(
+                "t3_migrate_idle_marker_age_seconds",
+                "Age of each waiting deferral marker (alert when > 3 days).",
+                *age as f64,
+            )
+            .label("user", user),
+        );
     }
     g.push(Gauge::new(
         "t3_migrate_idle_last_pass_migrated",
@@ -73,7 +91,9 @@ pub fn publish(cfg: &Config, log: &Log, world: &dyn World, s: &Summary) {
     {
         return;
     }
-    let body = pushgateway::render(&gauges(s, world.now().unix_timestamp()));
+    let now = world.now().unix_timestamp();
+    let waiting = waiting_markers(&cfg.defer_dir, now);
+    let body = pushgateway::render(&gauges(s, &waiting, now));
     if let Some(p) = &cfg.metrics_textfile {
         if let Err(e) = homelab_core::fsx::atomic_write_mode(p, body.as_bytes(), 0o644) {
             log.line(&rp::metrics_failed(
@@ -83,6 +103,8 @@ pub fn publish(cfg: &Config, log: &Log, world: &dyn World, s: &Summary) {
         }
     }
     if let Some(u) = &cfg.pushgateway_url {
+        // PUT replaces the whole group, so the age series of a marker cleared since the last
+        // pass disappears instead of lingering (POST would keep it).
         if let Err(e) = pushgateway::push(
             u.expose(),
             "t3_migrate_idle",

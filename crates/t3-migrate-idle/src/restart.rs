@@ -91,6 +91,10 @@ pub fn backup_user(ctx: &Ctx, user: &UserInfo, target: &str) -> Result<PathBuf, 
         "state-prebump-{target}-{}.sqlite",
         backup_stamp(ctx.world.now())
     ));
+    if fs::symlink_metadata(&dest).is_ok() {
+        // Never overwrite (or, on failure, delete) a backup that is already there.
+        return Err(format!("{} already exists", dest.display()));
+    }
     let r = asuser::run_as(
         &ctx.cfg.helper_exe,
         user,

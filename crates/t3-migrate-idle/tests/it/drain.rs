@@ -497,13 +497,24 @@ fn failed_verification_recovers_in_order_freezes_and_stops_the_drain() {
                     "printf migrated > '{dbs}'; printf w > '{dbs}-wal'; printf s > '{dbs}-shm'"
                 ),
             ),
+            // the DB is still the migrated one when the unit is stopped ...
+            rule_fx(
+                &format!("stop {unit}"),
+                "",
+                0,
+                &format!(
+                    "echo \"db at stop: $(head -c 8 '{dbs}')\" >> '{calls}'",
+                    calls = lab.fakes.calls.display()
+                ),
+            ),
+            // ... restored before it starts again, and the freeze comes only after the start
             rule_fx(
                 &format!("start {unit}"),
                 "",
                 0,
                 &format!(
-                    "[ -e '{freeze}' ] && echo 'freeze before start' >> '{}'",
-                    lab.fakes.calls.display()
+                    "echo \"db at start: $(head -c 15 '{dbs}')\" >> '{calls}'; [ -e '{freeze}' ] && echo 'freeze before start' >> '{calls}'",
+                    calls = lab.fakes.calls.display()
                 ),
             ),
         ],
@@ -541,7 +552,9 @@ fn failed_verification_recovers_in_order_freezes_and_stops_the_drain() {
             format!("systemctl restart {unit}"),
             "npm i -g t3@0.0.34".to_string(),
             format!("systemctl stop {unit}"),
+            "db at stop: migrated".to_string(),
             format!("systemctl start {unit}"),
+            "db at start: SQLite format 3".to_string(),
         ]
     );
     assert!(m.exists(), "marker of a failed attempt is kept");
