@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Benchmark of t3-migrate-idle (release build; run by scripts/bench.sh, needs root like the job).
+# 50 throwaway system users, each with a deferral marker and a real state.sqlite of 100 000
+# thread rows; fakes for systemctl/t3/npm first on PATH. Measures one dry-run pass (every user
+# passes the idle gate, read as its owner) and one `status --json`: wall time per pass and the
+# peak RSS of the largest process (the binary or one of its per-user children).
+# Targets (spec): <= 1 s per pass, peak RSS <= 20 MiB. Writes target/bench/t3-migrate-idle.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BIN="$ROOT/target/release/t3-migrate-idle"
+[ -x "$BIN" ] || cargo build --release -p t3-migrate-idle --bins
+[ "$(id -u)" = 0 ] || { echo "bench: t3-migrate-idle runs as root; rerun as root" >&2; exit 1; }
+USERS=${T3MI_BENCH_USERS:-50} ROWS=${T3MI_BENCH_ROWS:-100000} RUNS=${T3MI_BENCH_RUNS:-3}
+W=$(mktemp -d /tmp/t3mi-bench.XXXXXX); chmod 755 "$W"
+created=()
+cleanup() {
+  for u in "${created[@]:-}"; do [ -n "$u" ] && { userdel "$u" 2>/dev/null; groupdel "$u" 2>/dev/null; } || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+mkdir -p "$W"/{fakebin,home,etc,state/deferred,backups,run}
+chmod 755 "$W/home"
+NOW=$(date +%s)
+cat >"$W/fakebin/systemctl" <<SH
+#!/bin/sh
+case "\$*" in
+  "show -p ActiveState --value "*) echo inactive;;
+  "is-active --quiet "*) exit 0;;
+  "show -p ActiveEnterTimestamp --value --timestamp=unix "*) echo "@$((NOW - 86400))";;
+  *) exit 0;;
+esac
+SH
+printf '#!/bin/sh\necho "t3 v0.0.36"\n' >"$W/fakebin/t3"
+printf '#!/bin/sh\nexit 0\n' >"$W/fakebin/npm"
+chmod 755 "$W"/fakebin/*
+
+echo "bench: building one DB of $ROWS rows" >&2
+python3 - "$W/template.sqlite" "$ROWS" <<'PY'
+import sqlite3, sys, datetime as dt, random
+path, n = sys.argv[1], int(sys.argv[2])
+now = dt.datetime.now(dt.timezone.utc)
+c = sqlite3.connect(path)
+c.execute("CREATE TABLE projection_thread_sessions(thread_id TEXT PRIMARY KEY, project_id TEXT, active_turn_id TEXT, status TEXT, updated_at TEXT NOT NULL)")
+rnd = random.Random(7)
+rows = ((f"thread-{i:08d}", f"project-{i % 37}", None, "idle",
+         (now - dt.timedelta(hours=2, seconds=rnd.randrange(86400 * 30))).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        for i in range(n))
+c.executemany("INSERT INTO projection_thread_sessions VALUES (?,?,?,?,?)", rows)
+c.commit(); c.close()
+PY
+echo "bench: $USERS users (useradd), markers and DB copies" >&2
+for i in $(seq -w 0 $((USERS - 1))); do
+  u="t3mib$i"
+  id "$u" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir "$W/home/$u" --shell /usr/sbin/nologin "$u"
+  created+=("$u")
+  mkdir -p "$W/home/$u/.t3/userdata"
+  cp "$W/template.sqlite" "$W/home/$u/.t3/userdata/state.sqlite"
+  chown -R "$u:$u" "$W/home/$u"; chmod -R u=rwX,go= "$W/home/$u"
+  echo "0.0.36" >"$W/state/deferred/$u"; touch -d "@$((NOW - 3600))" "$W/state/deferred/$u"
+done
+DBSIZE=$(du -m "$W/template.sqlite" | cut -f1)
+
+# measure <PATH> <cmd...>: prints "<seconds> <maxrss KiB>"; the command must exit 0
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.perf_counter()
+p = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   env={"PATH": sys.argv[1]})
+dt = time.perf_counter() - t
+if p.returncode != 0:
+    sys.stderr.write(p.stdout.decode() + p.stderr.decode()); sys.exit(1)
+print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+PY
+}
+args=(--state-dir "$W/state" --backup-dest "$W/backups" --home-root "$W/home"
+      --freeze-file "$W/etc/t3-autoupdate.freeze" --user-map "$W/etc/map"
+      --lock-file "$W/run/lock" --syslog-socket "$W/no-syslog")
+FPATH="$W/fakebin:/usr/bin:/bin"
+env -i PATH="$FPATH" "$BIN" --dry-run "${args[@]}" >"$W/dry.out"
+grep -q "pass complete (migrated=0 skipped=0)" "$W/dry.out" || { cat "$W/dry.out" >&2; exit 1; }
+[ "$(grep -c 'DRY_RUN: would migrate' "$W/dry.out")" = "$USERS" ] || { echo "bench: not every user passed the gate" >&2; cat "$W/dry.out" >&2; exit 1; }
+
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+dry=() st=()
+for _ in $(seq "$RUNS"); do
+  dry+=("$(measure "$FPATH" "$BIN" --dry-run "${args[@]}")")
+  st+=("$(measure "$FPATH" "$BIN" status --json "${args[@]}")")
+done
+env -i PATH="$FPATH" "$BIN" status --json "${args[@]}" | python3 -c '
+import json,sys; d=json.load(sys.stdin); a=[m["action"] for m in d["markers"]]
+assert len(a)=='"$USERS"' and set(a)=={"migrate"}, a' || { echo "bench: status disagrees" >&2; exit 1; }
+dry_t=$(printf '%s\n' "${dry[@]}" | awk '{print $1}' | median)
+st_t=$(printf '%s\n' "${st[@]}" | awk '{print $1}' | median)
+rss=$(printf '%s\n' "${dry[@]}" "${st[@]}" | awk '{print $2}' | sort -n | tail -1)
+rss_mib=$(awk -v k="$rss" 'BEGIN{printf "%.1f", k/1024}')
+ok() { awk -v a="$1" -v b="$2" 'BEGIN{print (a<=b) ? "ok ("sprintf("%.2f", a/b)" of target)" : "MISSED ("sprintf("%.2f", a/b)"x target)"}'; }
+mkdir -p target/bench
+{
+  echo "Workload: $USERS users × $ROWS thread rows (${DBSIZE} MiB DB each), every user idle, fakes for systemctl/t3/npm; median of $RUNS runs; RSS = largest single process (the binary or a per-user child)."
+  echo
+  echo "| figure | target | measured | ratio/ok |"
+  echo "|---|---|---|---|"
+  echo "| dry-run pass, $USERS users | ≤ 1 s | ${dry_t} s | $(ok "$dry_t" 1) |"
+  echo "| \`status --json\`, $USERS users | ≤ 1 s | ${st_t} s | $(ok "$st_t" 1) |"
+  echo "| peak RSS | ≤ 20 MiB | ${rss_mib} MiB | $(ok "$rss_mib" 20) |"
+} >target/bench/t3-migrate-idle.md
+cat target/bench/t3-migrate-idle.md
