@@ -9,6 +9,7 @@ pub mod asuser;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod facts;
 pub mod markers;
 pub mod metrics;
 pub mod report;
@@ -19,9 +20,10 @@ pub mod sys;
 use crate::asuser::UserInfo;
 use crate::config::Config;
 use crate::decide::{Action, Verdict};
+use crate::facts::Facts;
 use crate::report::{self as rp, Log};
 use crate::restart::Ctx;
-use crate::sys::{Active, Commands, World};
+use crate::sys::{Commands, World};
 use serde::Serialize;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -320,46 +322,46 @@ pub fn drain(cfg: &Config, log: &Log, world: &dyn World, cmds: &Commands) -> Sum
         cmds,
     };
     let now = world.now().unix_timestamp();
-    for name in names {
-        let path = cfg.defer_dir.join(&name);
-        let shown = decide::escape_name(name.as_bytes());
-        let mut rep = MarkerReport::new(shown.clone());
+    // 6a for every entry first (in the main thread: a FIFO never blocks, nothing else runs),
+    // then the read-only facts of the valid ones, gathered concurrently (see facts.rs).
+    let entries = read_entries(cfg, &names);
+    let todo: Vec<(String, i64)> = entries
+        .iter()
+        .filter_map(|e| e.marker.as_ref().ok().map(|(u, m)| (u.clone(), m.mtime)))
+        .collect();
+    let mut prefetched = facts::gather_all(cfg, world, cmds, &todo).into_iter();
+    for e in entries {
+        let path = cfg.defer_dir.join(&e.name);
+        let mut rep = MarkerReport::new(e.shown.clone());
         // 6a
-        let u = match decide::valid_user_name(name.as_bytes()) {
-            Ok(u) => u.to_string(),
+        let (u, marker) = match e.marker {
+            Ok(x) => x,
             Err(r) => {
-                log.line(&rp::ignoring(&shown, r));
-                rep.reason = Some(r.into());
-                s.skipped += 1;
-                s.markers.push(rep);
-                continue;
-            }
-        };
-        let marker = match markers::entry_problem(&path)
-            .map_or_else(|| markers::read(&path).map_err(|e| e.to_string()), Err)
-        {
-            Ok(m) => m,
-            Err(r) => {
-                log.line(&rp::ignoring(&u, &r));
+                log.line(&rp::ignoring(&e.shown, &r));
                 rep.reason = Some(r);
                 s.skipped += 1;
                 s.markers.push(rep);
                 continue;
             }
         };
+        let Some(mut f) = prefetched.next() else {
+            break;
+        };
+        if !cfg.dry_run && f.would_migrate() {
+            // A restart is decided on a fresh reading only.
+            f = facts::gather(cfg, world, cmds, &u, marker.mtime);
+        }
         rep.marker_age_seconds = Some(now - marker.mtime);
-        let unit = rp::unit(&u);
-        // 6b
-        match cmds.is_active(&unit) {
-            Active::Yes => rep.unit_active = Some(true),
-            Active::No => {
+        // 6b-6e on the facts
+        let (user, start, verdict, g) = match f {
+            Facts::NotActive => {
                 rep.unit_active = Some(false);
                 rep.action = Action::Clear;
                 clear(cfg, log, &u, &path, &marker, &rp::m2_reason(&u));
                 s.markers.push(rep);
                 continue;
             }
-            Active::Unknown(r) => {
+            Facts::QueryFailed(r) => {
                 log.line(&rp::cannot_query(&u, &r));
                 rep.action = Action::SkipError;
                 rep.reason = Some(r);
@@ -367,32 +369,34 @@ pub fn drain(cfg: &Config, log: &Log, world: &dyn World, cmds: &Commands) -> Sum
                 s.markers.push(rep);
                 continue;
             }
-        }
-        // 6c
-        let user = match UserInfo::lookup(&u) {
-            Ok(x) => x,
-            Err(r) => {
+            Facts::NoUser(r) => {
+                rep.unit_active = Some(true);
                 log.line(&rp::ignoring(&u, &r));
                 rep.reason = Some(r);
                 s.skipped += 1;
                 s.markers.push(rep);
                 continue;
             }
+            Facts::Obsolete { start, after } => {
+                rep.unit_active = Some(true);
+                rep.unit_started = fmt_start(Some(start));
+                rep.action = Action::Clear;
+                clear(cfg, log, &u, &path, &marker, &rp::m3_reason(&u, after));
+                s.markers.push(rep);
+                continue;
+            }
+            Facts::Gate {
+                user,
+                start,
+                verdict,
+                report,
+            } => (user, start, verdict, report),
         };
-        // 6d
-        let start = cmds.start_time(&unit);
+        rep.unit_active = Some(true);
         rep.unit_started = fmt_start(start);
         if start.is_none() {
             log.line(&rp::no_start_time(&u));
         }
-        if let Some(n) = decide::obsolete_after(start, marker.mtime) {
-            rep.action = Action::Clear;
-            clear(cfg, log, &u, &path, &marker, &rp::m3_reason(&u, n));
-            s.markers.push(rep);
-            continue;
-        }
-        // 6e
-        let (verdict, g) = gate(cfg, world, &user);
         rep.gate = Some(g);
         let idle = match verdict {
             Verdict::Safe { idle } => idle,
@@ -469,6 +473,37 @@ pub fn drain(cfg: &Config, log: &Log, world: &dyn World, cmds: &Commands) -> Sum
     // 7.
     log.line(&rp::m8(s.migrated, s.skipped));
     end(s, PassResult::Ok, 0)
+}
+
+/// One DEFER_DIR entry after §4 6a: its user name and marker, or why it is ignored.
+pub struct Entry {
+    pub name: std::ffi::OsString,
+    pub shown: String,
+    pub marker: Result<(String, markers::Marker), String>,
+}
+
+/// §4 6a over the listed names (name pattern, regular file, ≤ 256 bytes read).
+pub fn read_entries(cfg: &Config, names: &[std::ffi::OsString]) -> Vec<Entry> {
+    names
+        .iter()
+        .map(|name| {
+            let shown = decide::escape_name(name.as_bytes());
+            let marker = match decide::valid_user_name(name.as_bytes()) {
+                Err(r) => Err(r.to_string()),
+                Ok(u) => {
+                    let path = cfg.defer_dir.join(name);
+                    markers::entry_problem(&path)
+                        .map_or_else(|| markers::read(&path).map_err(|e| e.to_string()), Err)
+                        .map(|m| (u.to_string(), m))
+                }
+            };
+            Entry {
+                name: name.clone(),
+                shown,
+                marker,
+            }
+        })
+        .collect()
 }
 
 /// M2/M3 (or their dry-run form, §4.1) and the compare-then-delete.

@@ -1,13 +1,12 @@
 //! `t3-migrate-idle status [--json]` (§10.1): read-only. Nothing is deleted, restarted or sent
 //! to syslog; the gate still reads each DB as its owner.
 
-use crate::asuser::UserInfo;
 use crate::config::Config;
 use crate::decide::{self, Action, Verdict};
-use crate::sys::{Active, Commands, World};
+use crate::facts::{self, Facts};
+use crate::sys::{Commands, World};
 use crate::{markers, report as rp, Installed, MarkerReport};
 use serde::Serialize;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 #[derive(Debug, Serialize)]
@@ -44,52 +43,15 @@ pub fn gather(cfg: &Config, world: &dyn World, cmds: &Commands) -> Result<Status
     } else {
         Vec::new()
     };
-    for name in names {
-        let path = cfg.defer_dir.join(&name);
-        let mut rep = MarkerReport::new(decide::escape_name(name.as_bytes()));
-        let u = match decide::valid_user_name(name.as_bytes()) {
-            Ok(u) => u.to_string(),
-            Err(r) => {
-                rep.reason = Some(r.into());
-                out.push(rep);
-                continue;
-            }
-        };
-        let marker = match markers::entry_problem(&path)
-            .map_or_else(|| markers::read(&path).map_err(|e| e.to_string()), Err)
-        {
-            Ok(m) => m,
-            Err(r) => {
-                rep.reason = Some(r);
-                out.push(rep);
-                continue;
-            }
-        };
-        rep.marker_age_seconds = Some(now - marker.mtime);
-        let t = decide::strip_ws(&String::from_utf8_lossy(&marker.content));
-        rep.target = if decide::valid_version(&t) {
-            Some(t)
-        } else {
-            iv.clone().filter(|v| decide::valid_version(v))
-        };
-        let unit = rp::unit(&u);
-        match cmds.is_active(&unit) {
-            Active::Yes => rep.unit_active = Some(true),
-            Active::No => {
-                rep.unit_active = Some(false);
-                rep.action = Action::Clear;
-                rep.reason = Some(rp::m2_reason(&u));
-                out.push(rep);
-                continue;
-            }
-            Active::Unknown(r) => {
-                rep.action = Action::SkipError;
-                rep.reason = Some(r);
-                out.push(rep);
-                continue;
-            }
-        }
-        let user = match UserInfo::lookup(&u) {
+    let entries = crate::read_entries(cfg, &names);
+    let todo: Vec<(String, i64)> = entries
+        .iter()
+        .filter_map(|e| e.marker.as_ref().ok().map(|(u, m)| (u.clone(), m.mtime)))
+        .collect();
+    let mut facts = facts::gather_all(cfg, world, cmds, &todo).into_iter();
+    for e in entries {
+        let mut rep = MarkerReport::new(e.shown.clone());
+        let (u, marker) = match e.marker {
             Ok(x) => x,
             Err(r) => {
                 rep.reason = Some(r);
@@ -97,28 +59,57 @@ pub fn gather(cfg: &Config, world: &dyn World, cmds: &Commands) -> Result<Status
                 continue;
             }
         };
-        let start = cmds.start_time(&unit);
-        rep.unit_started = super::fmt_start(start);
-        if let Some(n) = decide::obsolete_after(start, marker.mtime) {
-            rep.action = Action::Clear;
-            rep.reason = Some(rp::m3_reason(&u, n));
-            out.push(rep);
-            continue;
-        }
-        let (v, g) = crate::gate(cfg, world, &user);
-        rep.gate = Some(g);
-        rep.action = match v {
-            Verdict::Safe { .. } if rep.target.is_some() => Action::Migrate,
-            Verdict::Safe { .. } => {
-                rep.reason = Some("no valid target version".into());
-                Action::SkipError
-            }
-            Verdict::NotIdle { .. } => Action::SkipNotIdle,
-            Verdict::Error(e) => {
-                rep.reason = Some(e);
-                Action::SkipError
-            }
+        let Some(f) = facts.next() else { break };
+        rep.marker_age_seconds = Some(now - marker.mtime);
+        let t = decide::strip_ws(&String::from_utf8_lossy(&marker.content));
+        rep.target = if decide::valid_version(&t) {
+            Some(t)
+        } else {
+            iv.clone().filter(|v| decide::valid_version(v))
         };
+        match f {
+            Facts::NotActive => {
+                rep.unit_active = Some(false);
+                rep.action = Action::Clear;
+                rep.reason = Some(rp::m2_reason(&u));
+            }
+            Facts::QueryFailed(r) => {
+                rep.action = Action::SkipError;
+                rep.reason = Some(r);
+            }
+            Facts::NoUser(r) => {
+                rep.unit_active = Some(true);
+                rep.reason = Some(r);
+            }
+            Facts::Obsolete { start, after } => {
+                rep.unit_active = Some(true);
+                rep.unit_started = super::fmt_start(Some(start));
+                rep.action = Action::Clear;
+                rep.reason = Some(rp::m3_reason(&u, after));
+            }
+            Facts::Gate {
+                start,
+                verdict,
+                report,
+                ..
+            } => {
+                rep.unit_active = Some(true);
+                rep.unit_started = super::fmt_start(start);
+                rep.gate = Some(report);
+                rep.action = match verdict {
+                    Verdict::Safe { .. } if rep.target.is_some() => Action::Migrate,
+                    Verdict::Safe { .. } => {
+                        rep.reason = Some("no valid target version".into());
+                        Action::SkipError
+                    }
+                    Verdict::NotIdle { .. } => Action::SkipNotIdle,
+                    Verdict::Error(e) => {
+                        rep.reason = Some(e);
+                        Action::SkipError
+                    }
+                };
+            }
+        }
         out.push(rep);
     }
     Ok(Status {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// Clock and sleeps.
-pub trait World {
+pub trait World: Sync {
     fn now(&self) -> OffsetDateTime;
     fn sleep(&self, d: Duration);
 }
@@ -98,7 +98,25 @@ pub fn run(mut cmd: Command, timeout: Duration, capture: bool) -> Output {
     }
     let (mut so, mut se) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + timeout;
+    let mut nap = Duration::from_micros(500);
     let status = loop {
+        // Wake on output or end-of-file of the pipes (no fixed polling delay on the hot path);
+        // with no pipe left, back off from 0.5 ms to 20 ms between exit checks.
+        let mut fds: Vec<libc::pollfd> = [out.as_ref().map(fd_of), err.as_ref().map(fd_of)]
+            .into_iter()
+            .flatten()
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if !fds.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.min(Duration::from_millis(50)).as_millis().max(1) as libc::c_int;
+            // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        }
         drain(&mut out, &mut so);
         drain(&mut err, &mut se);
         match child.try_wait() {
@@ -114,7 +132,10 @@ pub fn run(mut cmd: Command, timeout: Duration, capture: bool) -> Output {
             let _ = child.wait();
             break Status::TimedOut;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if fds.is_empty() {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
     };
     drain(&mut out, &mut so);
     drain(&mut err, &mut se);
