@@ -61,7 +61,8 @@ for i in $(seq -w 0 $((USERS - 1))); do
 done
 DBSIZE=$(du -m "$W/template.sqlite" | cut -f1)
 
-# measure <PATH> <cmd...>: prints "<seconds> <maxrss KiB>"; the command must exit 0
+# measure <PATH> <cmd...>: prints "<wall s> <maxrss KiB> <cpu s>" (cpu = user+sys of the whole
+# process tree); the command must exit 0
 measure() {
   python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
@@ -71,7 +72,8 @@ p = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
 dt = time.perf_counter() - t
 if p.returncode != 0:
     sys.stderr.write(p.stdout.decode() + p.stderr.decode()); sys.exit(1)
-print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{dt:.3f} {r.ru_maxrss} {r.ru_utime + r.ru_stime:.3f}")
 PY
 }
 args=(--state-dir "$W/state" --backup-dest "$W/backups" --home-root "$W/home"
@@ -93,17 +95,22 @@ import json,sys; d=json.load(sys.stdin); a=[m["action"] for m in d["markers"]]
 assert len(a)=='"$USERS"' and set(a)=={"migrate"}, a' || { echo "bench: status disagrees" >&2; exit 1; }
 dry_t=$(printf '%s\n' "${dry[@]}" | awk '{print $1}' | median)
 st_t=$(printf '%s\n' "${st[@]}" | awk '{print $1}' | median)
+dry_cpu=$(printf '%s\n' "${dry[@]}" | awk '{print $3}' | median)
+st_cpu=$(printf '%s\n' "${st[@]}" | awk '{print $3}' | median)
+load=$(cut -d' ' -f1 /proc/loadavg)
 rss=$(printf '%s\n' "${dry[@]}" "${st[@]}" | awk '{print $2}' | sort -n | tail -1)
 rss_mib=$(awk -v k="$rss" 'BEGIN{printf "%.1f", k/1024}')
 ok() { awk -v a="$1" -v b="$2" 'BEGIN{print (a<=b) ? "ok ("sprintf("%.2f", a/b)" of target)" : "MISSED ("sprintf("%.2f", a/b)"x target)"}'; }
 mkdir -p target/bench
 {
-  echo "Workload: $USERS users × $ROWS thread rows (${DBSIZE} MiB DB each), every user idle, fakes for systemctl/t3/npm; median of $RUNS runs; RSS = largest single process (the binary or a per-user child)."
+  echo "Workload: $USERS users × $ROWS thread rows (${DBSIZE} MiB DB each), every user idle, fakes for systemctl/t3/npm; median of $RUNS runs on $(nproc) cores (load average $load at the end); RSS = largest single process (the binary or a per-user child); CPU = user+sys of the whole process tree, less sensitive than wall time to other load on the host."
   echo
   echo "| figure | target | measured | ratio/ok |"
   echo "|---|---|---|---|"
   echo "| dry-run pass, $USERS users | ≤ 1 s | ${dry_t} s | $(ok "$dry_t" 1) |"
   echo "| \`status --json\`, $USERS users | ≤ 1 s | ${st_t} s | $(ok "$st_t" 1) |"
+  echo "| dry-run pass CPU time (all processes) | — | ${dry_cpu} s | — |"
+  echo "| \`status --json\` CPU time (all processes) | — | ${st_cpu} s | — |"
   echo "| peak RSS | ≤ 20 MiB | ${rss_mib} MiB | $(ok "$rss_mib" 20) |"
 } >target/bench/t3-migrate-idle.md
 cat target/bench/t3-migrate-idle.md

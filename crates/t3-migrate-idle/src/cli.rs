@@ -15,7 +15,7 @@ Environment (empty = unset = default; legacy unprefixed names win over T3_*, a f
   T3_MIGRATE_QUIET_SECONDS, T3_DRY_RUN (exactly 1 = dry run), T3_FREEZE_FILE | FREEZE_FILE,
   T3_STATE_DIR | STATE_DIR, LAST_GOOD_FILE, DEFER_DIR, T3_BACKUP_DEST | BACKUP_DIR,
   T3_DISPATCH | DISPATCH, T3_USER_MAP | USER_MAP, T3_BACKUP_TIMEOUT, T3_METRICS_TEXTFILE,
-  T3_PUSHGATEWAY_URL, T3_HOME_ROOT, T3_MIGRATE_LOCK_FILE, T3_SYSLOG_SOCKET, T3_MIGRATE_HELPER_EXE.
+  T3_PUSHGATEWAY_URL, T3_HOME_ROOT, T3_MIGRATE_LOCK_FILE, T3_SYSLOG_SOCKET.
   PATH is used to find systemctl, npm and t3.";
 
 /// Restart deferred t3-serve@<user> instances onto the installed t3 binary, only when no agent
@@ -95,10 +95,6 @@ pub struct Cli {
     /// Syslog socket for the journal copy of each line [env: T3_SYSLOG_SOCKET] [default: /dev/log]
     #[arg(long, value_name = "PATH", global = true)]
     pub syslog_socket: Option<PathBuf>,
-
-    /// Executable re-run (privileges dropped) to read/backup/restore a user's DB [env: T3_MIGRATE_HELPER_EXE] [default: /proc/self/exe]
-    #[arg(long, value_name = "PATH", global = true, hide = true)]
-    pub helper_exe: Option<PathBuf>,
 
     /// Print one JSON summary on stdout; the human lines go to stderr
     #[arg(long, global = true)]

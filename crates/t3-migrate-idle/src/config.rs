@@ -176,12 +176,8 @@ impl Config {
                 "/run/t3-migrate-idle.lock",
             ),
             syslog_socket: path_of(&cli.syslog_socket, None, "T3_SYSLOG_SOCKET", "/dev/log"),
-            helper_exe: path_of(
-                &cli.helper_exe,
-                None,
-                "T3_MIGRATE_HELPER_EXE",
-                "/proc/self/exe",
-            ),
+            // This very binary, re-executed as the user; not configurable (tests set the field).
+            helper_exe: PathBuf::from("/proc/self/exe"),
             json: cli.json,
             systemctl_timeout: Duration::from_secs(120),
             version_timeout: Duration::from_secs(30),
