@@ -835,3 +835,32 @@ fn many_markers_are_gathered_concurrently_and_reported_in_byte_order() {
     assert_eq!(lines[5], rp::m8(0, 2));
     assert_eq!(s.skipped, 2);
 }
+
+#[test]
+fn marker_that_cannot_be_deleted_is_a_warn_and_the_pass_goes_on() {
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    make_db(&lab, &u, &[], false);
+    let m = lab.marker(&u.name, "0.0.35\n", now() - 3600);
+    let unit = format!("t3-serve@{}.service", u.name);
+    // during the restart something puts a directory where the marker was
+    lab.systemd_with(
+        &[(&u.name, true, Some(now() - 86400))],
+        &[rule_fx(
+            &format!("restart {unit}"),
+            "",
+            0,
+            &format!("rm -f '{0}'; mkdir '{0}'; touch '{0}/x'", m.display()),
+        )],
+    );
+    let (s, lines, _) = pass(&lab, &[]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("WARN: could not delete marker {}: ", u.name))),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap(), &rp::m8(1, 0));
+    assert_eq!(s.exit_code, 0);
+    assert!(m.is_dir());
+}

@@ -290,3 +290,148 @@ fn privilege_drop_cannot_regain_root() {
     assert!(fs::read_dir(&dir).unwrap().next().is_none());
     assert!(UserInfo::lookup("root").is_err());
 }
+
+fn calls_changing(lab: &Lab) -> Vec<String> {
+    lab.fakes
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.starts_with("systemctl restart")
+                || c.starts_with("systemctl stop")
+                || c.starts_with("systemctl start")
+                || c.starts_with("npm")
+        })
+        .collect()
+}
+
+#[test]
+fn restart_nonzero_is_r1_and_verification_still_decides() {
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let info = UserInfo::lookup(&u.name).unwrap();
+    let unit = format!("t3-serve@{}.service", u.name);
+    lab.systemd_with(
+        &[(&u.name, true, None)],
+        &[super::fakecmd::rule(&format!("restart {unit}"), "", 1)],
+    );
+    lab.map(&format!("ak={}\n", u.name));
+    let d = dispatch(Reply::new(302).header("Set-Cookie", "t3_session=ok"));
+    let (ok, lines) = ctx_run(&lab, &["--dispatch", &d.addr().to_string()], |c| {
+        t3_migrate_idle::restart::safe_restart_unit(c, &info, "0.0.36", "0.0.35", None)
+    });
+    assert!(ok);
+    assert_eq!(
+        lines,
+        vec![
+            format!("WARN: systemctl restart {unit} returned non-zero"),
+            format!("restarted {unit} -> 0.0.36 (pairing verified via dispatch)"),
+        ]
+    );
+    assert!(!lab.freeze.exists());
+}
+
+#[test]
+fn recovery_when_stop_fails_skips_the_restore_but_still_starts_and_freezes() {
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let info = UserInfo::lookup(&u.name).unwrap();
+    let db = make_db(&lab, &u, &[(None, &ts_ago(3600))], false);
+    let (b, _) = ctx_run(&lab, &[], |c| backup_user(c, &info, "0.0.36"));
+    let b = b.unwrap();
+    fs::write(&db, "migrated").unwrap();
+    let unit = format!("t3-serve@{}.service", u.name);
+    lab.systemd_with(
+        &[(&u.name, true, None)],
+        &[
+            super::fakecmd::rule(&format!("stop {unit}"), "", 1),
+            super::fakecmd::rule(&format!("start {unit}"), "", 1),
+        ],
+    );
+    let (_, lines) = ctx_run(&lab, &[], |c| {
+        t3_migrate_idle::restart::recover(c, &info, "0.0.36", "0.0.35", Some(&b))
+    });
+    assert_eq!(
+        lines,
+        vec![
+            format!("HEALTH-CHECK FAILED: {} pairing broken AFTER restart onto 0.0.36 \u{2014} rolling back + restoring its DB", u.name),
+            "rolling back binary 0.0.36 -> 0.0.35".to_string(),
+            "rolled back to 0.0.35".to_string(),
+            format!("WARN: could not stop {unit} \u{2014} DB restore skipped"),
+            format!("WARN: systemctl start {unit} returned non-zero"),
+            format!("FROZEN ({}) after {} failed on 0.0.36; last_good stays 0.0.35 \u{2014} investigate, then remove the freeze file to resume", lab.freeze.display(), u.name),
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(&db).unwrap(),
+        "migrated",
+        "never restored over a running unit"
+    );
+    assert_eq!(
+        calls_changing(&lab),
+        vec![
+            "npm i -g t3@0.0.35".to_string(),
+            format!("systemctl stop {unit}"),
+            format!("systemctl start {unit}")
+        ]
+    );
+    assert!(lab.freeze.exists());
+}
+
+#[test]
+fn recovery_without_backup_or_with_an_unusable_one() {
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let info = UserInfo::lookup(&u.name).unwrap();
+    make_db(&lab, &u, &[], false);
+    let unit = format!("t3-serve@{}.service", u.name);
+    lab.systemd(&[(&u.name, true, None)]);
+    // no backup: WARN, no stop/start, still frozen
+    let (_, lines) = ctx_run(&lab, &[], |c| {
+        t3_migrate_idle::restart::recover(c, &info, "0.0.36", "0.0.35", None)
+    });
+    assert!(
+        lines.contains(&format!(
+            "WARN: no pre-restart backup found for {} \u{2014} DB not restored",
+            u.name
+        )),
+        "{lines:?}"
+    );
+    assert!(!calls_changing(&lab)
+        .iter()
+        .any(|c| c.starts_with("systemctl")));
+    assert!(lab.freeze.exists());
+    // a backup the user cannot read (root-only): restore fails as the user, start still runs
+    fs::remove_file(&lab.freeze).unwrap();
+    let rootonly = lab.root().join("rootonly.sqlite");
+    fs::write(&rootonly, "x").unwrap();
+    fs::set_permissions(
+        &rootonly,
+        <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .unwrap();
+    let (_, lines) = ctx_run(&lab, &[], |c| {
+        t3_migrate_idle::restart::recover(c, &info, "0.0.36", "0.0.35", Some(&rootonly))
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("WARN: DB restore failed for {}: ", u.name))),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("restored ")));
+    let c = calls_changing(&lab);
+    assert_eq!(
+        &c[c.len() - 2..],
+        &[
+            format!("systemctl stop {unit}"),
+            format!("systemctl start {unit}")
+        ]
+    );
+    assert!(lab.freeze.exists());
+    // an existing freeze file is never truncated
+    fs::write(&lab.freeze, "by a human\n").unwrap();
+    ctx_run(&lab, &[], |c| {
+        t3_migrate_idle::restart::recover(c, &info, "0.0.36", "0.0.35", None)
+    });
+    assert_eq!(fs::read_to_string(&lab.freeze).unwrap(), "by a human\n");
+}
