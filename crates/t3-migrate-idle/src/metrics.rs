@@ -117,3 +117,54 @@ pub fn publish(cfg: &Config, log: &Log, world: &dyn World, s: &Summary) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(result: PassResult, frozen: bool) -> Summary {
+        Summary {
+            result,
+            exit_code: 0,
+            dry_run: false,
+            frozen,
+            migrated: 2,
+            skipped: 3,
+            markers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn series_of_a_pass() {
+        let waiting = vec![("wizard".to_string(), 300_000), ("bob".to_string(), 5)];
+        let text = pushgateway::render(&gauges(
+            &summary(PassResult::Failed, true),
+            &waiting,
+            1_700_000_000,
+        ));
+        for want in [
+            "t3_migrate_idle_last_run_timestamp_seconds 1700000000\n",
+            "t3_migrate_idle_frozen 1\n",
+            "t3_migrate_idle_markers 2\n",
+            "t3_migrate_idle_marker_age_seconds{user=\"wizard\"} 300000\n",
+            "t3_migrate_idle_marker_age_seconds{user=\"bob\"} 5\n",
+            "t3_migrate_idle_last_pass_migrated 2\n",
+            "t3_migrate_idle_last_pass_skipped 3\n",
+            "t3_migrate_idle_last_result{result=\"failed\"} 1\n",
+            "t3_migrate_idle_last_result{result=\"ok\"} 0\n",
+            "t3_migrate_idle_last_result{result=\"frozen\"} 0\n",
+            "t3_migrate_idle_last_result{result=\"error\"} 0\n",
+        ] {
+            assert!(text.contains(want), "lacks {want:?}:\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE ").count(), 7);
+    }
+
+    #[test]
+    fn a_frozen_pass_reports_frozen_and_no_marker_series_when_none_wait() {
+        let text = pushgateway::render(&gauges(&summary(PassResult::Frozen, true), &[], 1));
+        assert!(text.contains("t3_migrate_idle_last_result{result=\"frozen\"} 1\n"));
+        assert!(text.contains("t3_migrate_idle_markers 0\n"));
+        assert!(!text.contains("t3_migrate_idle_marker_age_seconds{"));
+    }
+}

@@ -495,3 +495,43 @@ fn systemd_units_match_the_spec_and_verify() {
         .collect();
     assert!(out.status.success() && findings.is_empty(), "{err}");
 }
+
+#[test]
+fn unreadable_defer_dir_is_exit_2() {
+    // Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (dropped from the bounding set by
+    // setpriv) cannot list a mode-000 DEFER_DIR: the pass must stop with exit 2.
+    let setpriv = testkit::require_bin(
+        "setpriv",
+        &["/usr/bin/setpriv"],
+        "apt-get install -y util-linux",
+    );
+    let lab = Lab::new();
+    lab.marker("gone", "1.0\n", now() - 60);
+    lab.systemd(&[("gone", false, None)]);
+    fs::set_permissions(
+        &lab.defer,
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let mut c = Command::new(setpriv);
+    c.args(["--bounding-set", "-dac_override,-dac_read_search", BIN])
+        .env_clear()
+        .env("PATH", lab.fakes.path())
+        .args(lab.args());
+    let (code, out, _) = run(c);
+    fs::set_permissions(
+        &lab.defer,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "t3-migrate-idle: ERROR: cannot read {}: Permission denied (os error 13)\n",
+            lab.defer.display()
+        )
+    );
+    assert!(lab.defer.join("gone").exists());
+    assert!(!lab.fakes.calls().iter().any(|c| c.contains("t3-serve@")));
+}
