@@ -105,13 +105,23 @@ pub fn backup_user(ctx: &Ctx, user: &UserInfo, target: &str) -> Result<PathBuf, 
     match r {
         Ok(_) if ok_file => Ok(dest),
         Ok(_) => {
-            let _ = fs::remove_file(&dest);
+            remove_partial(&dest);
             Err(format!("{} is missing or empty", dest.display()))
         }
         Err(e) => {
-            let _ = fs::remove_file(&dest);
+            remove_partial(&dest);
             Err(e)
         }
+    }
+}
+
+/// Delete a failed backup and what SQLite may have left beside it (a killed `VACUUM INTO`
+/// leaves `<dest>-journal`).
+fn remove_partial(dest: &Path) {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let mut p = dest.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(p));
     }
 }
 

@@ -535,3 +535,44 @@ fn unreadable_defer_dir_is_exit_2() {
     assert!(lab.defer.join("gone").exists());
     assert!(!lab.fakes.calls().iter().any(|c| c.contains("t3-serve@")));
 }
+
+#[test]
+fn backup_that_cannot_be_written_whole_is_m5_and_leaves_nothing() {
+    // A file-size limit (prlimit --fsize, inherited by the per-user child) stands in for a
+    // full backup disk: VACUUM INTO dies half-way.
+    let prlimit = testkit::require_bin(
+        "prlimit",
+        &["/usr/bin/prlimit"],
+        "apt-get install -y util-linux",
+    );
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let rows: Vec<String> = (0..400).map(|i| ts_ago(7200 + i)).collect();
+    let rows: Vec<(Option<&str>, &str)> = rows.iter().map(|t| (None, t.as_str())).collect();
+    make_db(&lab, &u, &rows, false);
+    let m = lab.marker(&u.name, "0.0.36\n", now() - 3600);
+    lab.systemd(&[(&u.name, true, Some(now() - 86400))]);
+    let mut c = Command::new(prlimit);
+    c.args(["--fsize=8192", BIN])
+        .env_clear()
+        .env("PATH", lab.fakes.path())
+        .args(lab.args());
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "t3-migrate-idle: WARN: pre-restart backup failed for {} \u{2014} skipping (fail closed)\n",
+            u.name
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("t3-migrate-idle: idle-migrate pass complete (migrated=0 skipped=1)\n"));
+    assert!(m.exists());
+    let left: Vec<_> = fs::read_dir(lab.backups.join(&u.name)).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!lab
+        .fakes
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("systemctl restart")));
+}
