@@ -295,6 +295,7 @@ pub fn make_db(lab: &Lab, u: &TestUser, rows: &[(Option<&str>, &str)], wal: bool
         }
         c.execute_batch("CREATE TABLE projection_thread_sessions(thread_id TEXT, active_turn_id TEXT, updated_at TEXT NOT NULL)")
             .unwrap();
+        c.execute_batch("BEGIN").unwrap();
         for (i, (a, t)) in rows.iter().enumerate() {
             c.execute(
                 "INSERT INTO projection_thread_sessions VALUES (?1, ?2, ?3)",
@@ -302,6 +303,7 @@ pub fn make_db(lab: &Lab, u: &TestUser, rows: &[(Option<&str>, &str)], wal: bool
             )
             .unwrap();
         }
+        c.execute_batch("COMMIT").unwrap();
     }
     chown_tree(&lab.home.join(&u.name), u);
     db

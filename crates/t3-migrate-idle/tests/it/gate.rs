@@ -170,3 +170,29 @@ fn symlinked_db_is_followed_as_the_user() {
     std::os::unix::fs::symlink(&secret, &db).unwrap();
     assert!(read(&lab, &u).is_err());
 }
+
+#[test]
+fn corrupt_sqlite_pages_are_not_safe() {
+    // A real SQLite header with garbage b-tree pages behind it: "malformed", never a verdict.
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let rows: Vec<String> = (0..2000).map(|i| ts_ago(3600 + i)).collect();
+    let rows: Vec<(Option<&str>, &str)> = rows.iter().map(|t| (None, t.as_str())).collect();
+    let db = make_db(&lab, &u, &rows, false);
+    let mut bytes = fs::read(&db).unwrap();
+    assert!(bytes.len() > 8192 && bytes.starts_with(b"SQLite format 3\0"));
+    for b in bytes[4096..].iter_mut() {
+        *b = 0xA5;
+    }
+    fs::write(&db, &bytes).unwrap();
+    chown_tree(&lab.home.join(&u.name), &u);
+    let e = read(&lab, &u).unwrap_err();
+    assert!(
+        e.contains("malformed") || e.contains("not a database") || e.contains("corrupt"),
+        "{e}"
+    );
+    assert!(matches!(
+        verdict(Err(&e), OffsetDateTime::now_utc(), 900),
+        Verdict::Error(_)
+    ));
+}
