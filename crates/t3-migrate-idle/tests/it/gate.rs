@@ -196,3 +196,48 @@ fn corrupt_sqlite_pages_are_not_safe() {
         Verdict::Error(_)
     ));
 }
+
+#[test]
+fn the_child_carries_the_users_supplementary_groups_and_nothing_of_roots() {
+    // DB owned root:<extra group> 0640: readable only through a supplementary group of the user.
+    let lab = Lab::new();
+    let u = TestUser::create(&lab.home);
+    let g = format!("{}g", u.name);
+    let ok = std::process::Command::new("/usr/sbin/groupadd")
+        .args(["--system", &g])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "groupadd {g}");
+    struct DelGroup(String);
+    impl Drop for DelGroup {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("/usr/sbin/groupdel")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _del = DelGroup(g.clone());
+    assert!(std::process::Command::new("/usr/sbin/usermod")
+        .args(["-aG", &g, &u.name])
+        .status()
+        .unwrap()
+        .success());
+    let gid = nix::unistd::Group::from_name(&g)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    let db = make_db(&lab, &u, &[(None, &ts_ago(3600))], false);
+    std::os::unix::fs::chown(&db, Some(0), Some(gid)).unwrap();
+    fs::set_permissions(
+        &db,
+        <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o640),
+    )
+    .unwrap();
+    // read-only open of a rollback-journal DB needs no write access
+    assert_eq!(read(&lab, &u).unwrap().rows, 1);
+    // and root's own groups are gone: a root-group-only file stays unreadable
+    std::os::unix::fs::chown(&db, Some(0), Some(0)).unwrap();
+    assert!(read(&lab, &u).is_err());
+}
