@@ -24,6 +24,9 @@ impl Pushgateway {
             Command::new(bin)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=error")
+                // Debian's build persists to /var/lib/prometheus/pushgateway.data by default,
+                // which would leak groups between tests and runs: keep everything in memory.
+                .arg("--persistence.file=")
                 .current_dir(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
