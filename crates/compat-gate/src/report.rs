@@ -280,7 +280,7 @@ pub fn verdict_of(blockers: &[Blocker], error: bool) -> Verdict {
     }
 }
 
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
