@@ -1,1 +1,4 @@
-mod it {}
+mod it {
+    mod cases;
+    mod common;
+}
