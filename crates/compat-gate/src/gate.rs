@@ -152,7 +152,7 @@ impl Run<'_> {
         true
     }
     fn kube_err(&mut self, check: &str, e: KubeError) {
-        if let KubeError::Deadline { .. } = e {
+        if matches!(e, KubeError::Deadline { .. }) || Instant::now() >= self.deadline_at {
             if !self.deadline_hit {
                 self.deadline_hit = true;
                 let secs = self.o.deadline.as_secs();

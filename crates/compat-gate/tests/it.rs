@@ -1,4 +1,6 @@
 mod it {
     mod cases;
     mod common;
+    mod faults;
+    mod removed;
 }

@@ -679,8 +679,10 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
         c.add(&key, objs);
     }
     for h in doc["helm_releases"].as_array().into_iter().flatten() {
-        let manifest =
-            s(h, "manifest")?.repeat(h["manifest_repeat"].as_u64().unwrap_or(1) as usize);
+        let manifest = h["manifest"]
+            .as_str()
+            .unwrap_or("")
+            .repeat(h["manifest_repeat"].as_u64().unwrap_or(1) as usize);
         let hooks: Vec<(String, String)> = h["hooks"]
             .as_array()
             .into_iter()
