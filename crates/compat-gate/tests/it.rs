@@ -2,5 +2,7 @@ mod it {
     mod cases;
     mod common;
     mod faults;
+    mod library;
+    mod push;
     mod removed;
 }
