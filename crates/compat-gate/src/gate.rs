@@ -1026,6 +1026,12 @@ fn scan_annotations(
                     .as_array()
                     .map(|rs| {
                         rs.iter()
+                            .filter(|x| {
+                                // create-only kinds (TokenReview, …) cannot be listed.
+                                x["verbs"]
+                                    .as_array()
+                                    .is_none_or(|vs| vs.iter().any(|v| v.as_str() == Some("list")))
+                            })
                             .filter_map(|x| x["name"].as_str())
                             .filter(|n| !n.contains('/'))
                             .map(str::to_string)
