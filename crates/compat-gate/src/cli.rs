@@ -505,6 +505,12 @@ fn run_gate(cfg: &Config, io: &mut Io<'_>) -> i32 {
         }
     }
     log_report(&report, io);
+    io.log(&format!(
+        "INFO: done verdict={} requests={} ({} ms)",
+        report.verdict.word(),
+        homelab_core::kube::ClusterRead::request_count(&client),
+        start.elapsed().as_millis()
+    ));
     finish(cfg, &report, io)
 }
 
