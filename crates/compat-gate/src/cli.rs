@@ -469,7 +469,7 @@ fn run_gate(cfg: &Config, io: &mut Io<'_>) -> i32 {
         env!("CARGO_PKG_VERSION"),
         cfg.target,
         cfg.matrix.display(),
-        &matrix.sha256[..12],
+        matrix.sha256.get(..12).unwrap_or(&matrix.sha256),
         cfg.sources
     ));
     let access = match resolve_access(&cfg.access) {

@@ -480,7 +480,10 @@ pub fn classify_addon(
 ) -> Option<Blocker> {
     let x = &addon.name;
     let Some(m) = addon.rows.iter().rfind(|row| row.version <= *rv) else {
-        let lowest = &addon.rows[0].version;
+        let lowest = addon
+            .rows
+            .first()
+            .map_or_else(|| "none".to_string(), |r| r.version.to_string());
         return Some(
             Blocker::actionable(
                 CheckKind::Addon,
@@ -538,7 +541,7 @@ pub fn classify_addon(
                 .remediation(format!("upgrade {x} to >= {}", v.version)),
         );
     }
-    let highest = &addon.rows[addon.rows.len() - 1].version;
+    let highest = addon.rows.last().map(|r| r.version.clone())?;
     if rv.major_minor() > highest.major_minor() {
         return Some(
             Blocker::actionable(
