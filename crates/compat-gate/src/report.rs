@@ -198,20 +198,16 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// L-CHECK.
+    /// L-CHECK (exact catalogue format; the reason is in the JSON).
     pub fn log_line(&self) -> String {
-        let mut s = format!(
+        format!(
             "INFO: check {}: {} blockers={} scanned={} ({} ms)",
             self.name,
             self.status.word(),
             self.blockers,
             self.scanned.total(),
             self.duration_ms
-        );
-        if let Some(r) = &self.reason {
-            s.push_str(&format!(" reason={r}"));
-        }
-        s
+        )
     }
 }
 
