@@ -6,11 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/setup.sh
-echo "== building release binaries (cargo build --release --workspace)" >&2
+# The stand-ins the scenarios use (fake-kube, goldmane-sim, slack-capture) are testkit binaries
+# behind its features; building them here keeps the scenarios free of compile steps.
+BUILD=(cargo build --release --workspace --bins --locked --features testkit/tls,testkit/goldmane)
+echo "== building release binaries (${BUILD[*]})" >&2
 BUILD_LOG=$(mktemp /tmp/homelab-build.XXXXXX.log)
 # Progress (one line per crate) while building; the full log is printed only on failure.
-if ! cargo build --release --workspace --bins --locked 2>&1 | tee "$BUILD_LOG" |
-  { grep --line-buffered -E '^\s*(Compiling|Finished)' || true; } | sed 's/^/   /' >&2; then
+if ! "${BUILD[@]}" 2>&1 | tee "$BUILD_LOG" |
+  { grep --line-buffered -E '^\s*(Compiling|Finished)' || true; } | sed -u 's/^/   /' >&2; then
   cat "$BUILD_LOG" >&2
   echo "demo: release build failed (full log above)" >&2
   exit 1
@@ -46,13 +49,15 @@ for s in "${scenarios[@]}"; do
   RESULTS+=("${name#*-}|$(cat "$DEMO_TMP/$name.scenario" 2>/dev/null || echo "${name#*-}")|$res|$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1fs", b-a}')")
 done
 echo
-printf '%-26s | %-58s | %-6s | %s\n' binary scenario result "wall time"
-printf '%s\n' "---------------------------+------------------------------------------------------------+--------+----------"
+w=8
+for r in "${RESULTS[@]:-}"; do IFS="|" read -r _ sc _ _ <<<"$r"; if ((${#sc} > w)); then w=${#sc}; fi; done
+printf "%-26s | %-${w}s | %-6s | %s\n" binary scenario result "wall time"
+printf '%s-+-%s-+-%s-+-%s\n' "$(printf '%.0s-' {1..26})" "$(printf "%${w}s" '' | tr ' ' -)" ------ ---------
 fail=0
 for r in "${RESULTS[@]:-}"; do
   [ -n "$r" ] || continue
   IFS='|' read -r b sc res t <<<"$r"
-  printf '%-26s | %-58s | %-6s | %s\n' "$b" "$sc" "$res" "$t"
+  printf "%-26s | %-${w}s | %-6s | %s\n" "$b" "$sc" "$res" "$t"
   [ "$res" = PASS ] || fail=1
 done
 exit $fail
