@@ -46,12 +46,63 @@ pub const STATUS: usize = 1;
 pub const TRANSPORT: usize = 2;
 pub const STALL: usize = 4;
 
+/// The TLS connection with the bytes already read while waiting for the server's verdict on
+/// our certificate (TLS 1.3 reports a rejected client cert only after the handshake).
+pub struct Primed {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TlsStream<TcpStream>,
+}
+
+impl tokio::io::AsyncRead for Primed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = &mut *self;
+        if me.pos < me.prefix.len() {
+            let n = (me.prefix.len() - me.pos).min(buf.remaining());
+            buf.put_slice(&me.prefix[me.pos..me.pos + n]);
+            me.pos += n;
+            if me.pos == me.prefix.len() {
+                me.prefix = Vec::new();
+                me.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut me.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Primed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Hands the already-established TLS connection to tonic exactly once.
 #[derive(Clone)]
-struct OneShot(Arc<Mutex<Option<TlsStream<TcpStream>>>>);
+struct OneShot(Arc<Mutex<Option<Primed>>>);
 
 impl tonic::codegen::Service<tonic::codegen::http::Uri> for OneShot {
-    type Response = TokioIo<TlsStream<TcpStream>>;
+    type Response = TokioIo<Primed>;
     type Error = std::io::Error;
     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
 
@@ -68,6 +119,37 @@ impl tonic::codegen::Service<tonic::codegen::http::Uri> for OneShot {
             )),
         })
     }
+}
+
+/// After a TLS 1.3 handshake, wait (≤ 5 s) for the server's first bytes: an HTTP/2 server
+/// sends its SETTINGS at once, a server that rejects our certificate sends an alert instead.
+/// The bytes read are replayed to the HTTP/2 client.
+async fn prime(mut tls: TlsStream<TcpStream>) -> Result<Primed, End> {
+    use tokio::io::AsyncReadExt;
+    let tls13 = tls.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+    let mut prefix = Vec::new();
+    if tls13 {
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await {
+            Ok(Ok(0)) => {
+                return Err(End::new(
+                    TRANSPORT,
+                    "tls: server closed the connection after the handshake",
+                ))
+            }
+            Ok(Ok(n)) => {
+                buf.truncate(n);
+                prefix = buf;
+            }
+            Ok(Err(e)) => return Err(classify_io(&e, "tls")),
+            Err(_) => {}
+        }
+    }
+    Ok(Primed {
+        prefix,
+        pos: 0,
+        inner: tls,
+    })
 }
 
 fn set_keepalive(s: &TcpStream) {
@@ -188,6 +270,10 @@ pub async fn session(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return classify_io(&e, "tls handshake"),
         Err(_) => return End::new(TRANSPORT, "tls handshake: timed out"),
+    };
+    let tls = match prime(tls).await {
+        Ok(p) => p,
+        Err(end) => return end,
     };
     let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{}", t.authority))
     {
