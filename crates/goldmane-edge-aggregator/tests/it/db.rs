@@ -214,3 +214,19 @@ fn two_instances_share_one_table() {
     a.signal(Signal::SIGTERM);
     b.signal(Signal::SIGTERM);
 }
+
+/// GEA_LOG_FORMAT=json: one JSON object per line with ts, level, id, msg.
+#[test]
+fn json_log_format() {
+    let w = World::new(true);
+    let mut env = w.env();
+    env.insert("GEA_LOG_FORMAT".into(), "json".into());
+    let (code, _, err) = run_once(w.dir.path(), &["migrate"], &env, 20);
+    assert_eq!(code, 0, "{err}");
+    let line = err.lines().next().expect("a log line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["id"], "L-SCHEMA");
+    assert_eq!(v["msg"], "schema ready (edge table created)");
+    assert!(v["ts"].as_str().is_some_and(|t| t.ends_with("+00:00")));
+}

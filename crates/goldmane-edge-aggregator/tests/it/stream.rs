@@ -387,3 +387,36 @@ fn dry_run_never_touches_postgres() {
     assert_eq!(a.wait_exit(10), 0);
     assert!(a.stderr().contains("dry_run=1"));
 }
+
+/// 12.3 #17: flows as a minimal wire-compatible server would send them (no reporter, labels,
+/// statistics or policy trace) work the same.
+#[test]
+fn minimal_flows_work_the_same() {
+    let w = World::new(true);
+    let t = now() - 300;
+    let minimal = |id: i64, s: &str, d: &str| FlowResult {
+        id,
+        flow: Some(testkit::goldmane::Flow {
+            key: Some(testkit::goldmane::FlowKey {
+                source_namespace: s.into(),
+                dest_namespace: d.into(),
+                action: 2,
+                ..Default::default()
+            }),
+            start_time: t,
+            end_time: t + 15,
+            ..Default::default()
+        }),
+    };
+    w.fake.add_flows([
+        minimal(1, "a", "b"),
+        minimal(2, "a", "b"),
+        minimal(3, "b", "b"),
+    ]);
+    let a = w.spawn(&[], &w.env());
+    a.wait_for(20, "row", || total_count(w.pg()) == 2);
+    assert_eq!(
+        w.edges(),
+        vec![("a".into(), "b".into(), "deny".into(), t, t + 15, 2)]
+    );
+}
