@@ -259,6 +259,14 @@ fn silent_stream_is_reconnected() {
 fn bad_flows_are_dropped_or_normalised() {
     let w = World::new(true);
     let t = now() - 300;
+    // Unknown non-action enum values (endpoint types, reporter) are ignored (§7).
+    let mut odd_enums = flow(13, "a", "b", 1, t);
+    {
+        let k = odd_enums.flow.as_mut().unwrap().key.as_mut().unwrap();
+        k.source_type = 99;
+        k.dest_type = -3;
+        k.reporter = 42;
+    }
     let mut nokey = flow(3, "a", "b", 1, t);
     nokey.flow.as_mut().unwrap().key = None;
     w.fake.add_flows([
@@ -273,21 +281,27 @@ fn bad_flows_are_dropped_or_normalised() {
         flow(8, "a\0", "b", 1, t),
         flow_full(10, "a", "c", 1, t, now() + 100_000, 1),
         flow(11, "a", "d", -1, t),
+        odd_enums,
     ]);
     let a = w.spawn(&[], &w.env());
-    a.wait_for(20, "3 rows", || w.edges().len() == 3);
+    a.wait_for(20, "4 rows", || w.edges().len() == 4);
     let e = w.edges();
     assert_eq!(
         (e[0].1.as_str(), e[0].2.as_str(), e[0].5),
+        ("b", "allow", 1)
+    );
+    assert_eq!(
+        (e[1].1.as_str(), e[1].2.as_str(), e[1].5),
         ("b", "unspecified", 2)
     );
-    assert!(e[1].4 <= now() + 5, "future end clamped: {e:?}");
-    assert_eq!(e[2].2, "unspecified");
+    assert_eq!(e[2].1, "c");
+    assert!(e[2].4 <= now() + 5, "future end clamped: {e:?}");
+    assert_eq!((e[3].1.as_str(), e[3].2.as_str()), ("d", "unspecified"));
     assert_eq!(a.count("unknown action value 7 mapped to unspecified"), 1);
     a.wait_log("WARN dropped 1 malformed flow(s) (last: id=9 no flow)", 5);
     let m = |k: &str| metric(&a, k);
     a.wait_for(5, "metrics", || {
-        m("goldmane_edge_flows_received_total") == Some(11.0)
+        m("goldmane_edge_flows_received_total") == Some(12.0)
     });
     assert_eq!(
         m("goldmane_edge_flows_dropped_total{reason=\"malformed\"}"),
