@@ -434,3 +434,21 @@ fn minimal_flows_work_the_same() {
         vec![("a".into(), "b".into(), "deny".into(), t, t + 15, 2)]
     );
 }
+
+/// 2.1 GEA_HEALTH_ADDR: a bind failure is logged (L-HEALTHBIND) and the aggregator keeps
+/// working without the endpoints.
+#[test]
+fn health_bind_failure_is_not_fatal() {
+    let w = World::new(true);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    w.fake.add_flows([flow(1, "a", "b", 1, now() - 60)]);
+    let mut env = w.env();
+    env.insert("GEA_HEALTH_ADDR".into(), addr.clone());
+    let a = w.spawn(&[], &env);
+    a.wait_log(&format!("ERROR health listener {addr}: "), 20);
+    a.wait_log("; continuing without /healthz /readyz /metrics", 1);
+    a.wait_for(20, "row without health endpoints", || {
+        total_count(w.pg()) == 1
+    });
+}
