@@ -4,6 +4,8 @@
 //! A missing real component makes the test FAIL with the exact install command (see
 //! [`require_bin`]); nothing is skipped.
 
+#[cfg(feature = "goldmane")]
+pub mod goldmane;
 pub mod httpd;
 #[cfg(feature = "tls")]
 pub mod kube;

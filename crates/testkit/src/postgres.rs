@@ -149,6 +149,13 @@ impl Postgres {
 
     /// Stop the server (fast shutdown), keeping the data for a later restart.
     pub fn stop(&mut self) {
+        self.stop_mode("immediate");
+    }
+
+    /// Stop with `pg_ctl stop -m <mode>` (`smart`, `fast`, `immediate`). `fast` disconnects
+    /// clients and checkpoints, so commits acknowledged under `synchronous_commit=off` survive
+    /// the restart; `immediate` is a crash.
+    pub fn stop_mode(&mut self, mode: &str) {
         if !self.running {
             return;
         }
@@ -159,7 +166,7 @@ impl Postgres {
                 "-D",
                 data.to_str().expect("utf-8"),
                 "-m",
-                "immediate",
+                mode,
                 "-w",
                 "stop",
             ],

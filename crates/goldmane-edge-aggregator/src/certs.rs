@@ -1,0 +1,386 @@
+//! Client certificate material (§2.2), the rustls client config for Goldmane (§3.3) and
+//! TLS error classification (§3.3.2). Key bytes never reach a log line or error.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Parsed, validated client material.
+#[derive(Debug)]
+pub struct Material {
+    pub chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    pub roots: Arc<RootCertStore>,
+    pub leaf: LeafInfo,
+}
+
+impl Clone for Material {
+    fn clone(&self) -> Self {
+        Material {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            roots: self.roots.clone(),
+            leaf: self.leaf.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafInfo {
+    pub subject_cn: String,
+    pub issuer_cn: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// (variable, reason) — the variable names the file at fault.
+pub type CertError = (&'static str, String);
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(var: &'static str, path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|e| (var, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Read cert, key and CA from disk and check they fit together.
+pub fn load(cert: &Path, key: &Path, ca: &Path) -> Result<Material, CertError> {
+    let cert_pem = read("GOLDMANE_CLIENT_CERT", cert)?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            (
+                "GOLDMANE_CLIENT_CERT",
+                format!("{}: unparseable PEM: {e}", cert.display()),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err((
+            "GOLDMANE_CLIENT_CERT",
+            format!("{}: no PEM certificate found", cert.display()),
+        ));
+    }
+    let leaf = leaf_info(&chain[0]).ok_or_else(|| {
+        (
+            "GOLDMANE_CLIENT_CERT",
+            format!("{}: leaf certificate is not valid X.509", cert.display()),
+        )
+    })?;
+    let key_pem = read("GOLDMANE_CLIENT_KEY", key)?;
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|_| {
+            (
+                "GOLDMANE_CLIENT_KEY",
+                format!("{}: unparseable PEM", key.display()),
+            )
+        })?
+        .ok_or_else(|| {
+            (
+                "GOLDMANE_CLIENT_KEY",
+                format!(
+                    "{}: no PKCS#1, PKCS#8 or SEC1 private key found",
+                    key.display()
+                ),
+            )
+        })?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key_der.clone_key())
+        .map_err(|_| {
+            (
+                "GOLDMANE_CLIENT_KEY",
+                format!("{}: unsupported or corrupt private key", key.display()),
+            )
+        })?;
+    let ck = rustls::sign::CertifiedKey::new(chain.clone(), signing);
+    if let Err(rustls::Error::InconsistentKeys(_)) = ck.keys_match() {
+        return Err((
+            "GOLDMANE_CLIENT_KEY",
+            format!(
+                "{}: key does not match the leaf certificate in GOLDMANE_CLIENT_CERT",
+                key.display()
+            ),
+        ));
+    }
+    let ca_pem = read("GOLDMANE_CA", ca)?;
+    let ca_certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut ca_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            (
+                "GOLDMANE_CA",
+                format!("{}: unparseable PEM: {e}", ca.display()),
+            )
+        })?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(ca_certs);
+    if added == 0 {
+        return Err((
+            "GOLDMANE_CA",
+            format!("{}: no usable CA certificate", ca.display()),
+        ));
+    }
+    Ok(Material {
+        chain,
+        key: key_der,
+        roots: Arc::new(roots),
+        leaf,
+    })
+}
+
+/// The rustls client config for one connect: TLS 1.2/1.3, ALPN h2, client cert + chain.
+pub fn client_config(m: &Material, insecure: bool) -> Result<ClientConfig, rustls::Error> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+    } else {
+        builder.with_root_certificates(m.roots.clone())
+    };
+    let mut cfg = builder.with_client_auth_cert(m.chain.clone(), m.key.clone_key())?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(cfg)
+}
+
+/// Accepts any server certificate (GOLDMANE_TLS_INSECURE, Postgres `sslmode=require`), but
+/// still checks handshake signatures.
+#[derive(Debug)]
+pub struct NoVerify(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// §3.3.2 classes for L-TLS and the `tls` reconnect reason.
+pub fn classify_tls_error(e: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature | C::InvalidPurpose) => {
+            "unknown_ca"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => "bad_name",
+        E::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "server_cert_expired",
+        E::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateExpired
+            | A::CertificateRequired
+            | A::CertificateUnknown
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::AccessDenied
+            | A::DecryptError,
+        ) => "client_rejected",
+        _ => "other",
+    }
+}
+
+/// Find a rustls error anywhere in an error's source chain (through io::Error wrappers).
+pub fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(t);
+                }
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+// ---- minimal DER reading for the leaf's subject/issuer CN and validity -----------------
+
+fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *d.first()?;
+    let l0 = *d.get(1)? as usize;
+    let (len, hdr) = if l0 < 0x80 {
+        (l0, 2)
+    } else {
+        let n = l0 & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *d.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = hdr.checked_add(len)?;
+    if end > d.len() {
+        return None;
+    }
+    Some((tag, &d[hdr..end], &d[end..]))
+}
+
+fn common_name(name: &[u8]) -> String {
+    let mut rest = name;
+    while let Some((0x31, set, next)) = tlv(rest) {
+        let mut atvs = set;
+        while let Some((0x30, atv, more)) = tlv(atvs) {
+            if let Some((0x06, oid, val)) = tlv(atv) {
+                if oid == [0x55, 0x04, 0x03] {
+                    if let Some((_, v, _)) = tlv(val) {
+                        return String::from_utf8_lossy(v).into_owned();
+                    }
+                }
+            }
+            atvs = more;
+        }
+        rest = next;
+    }
+    "-".to_string()
+}
+
+fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i32 = s.get(0..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
+        }
+        0x18 => (s.get(0..4)?.parse().ok()?, s.get(4..)?),
+        _ => return None,
+    };
+    let n = |i: usize| -> Option<u8> { rest.get(i..i + 2)?.parse().ok() };
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(n(0)?).ok()?, n(2)?).ok()?;
+    let t = time::Time::from_hms(n(4)?, n(6)?, n(8).unwrap_or(0)).ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, t)
+            .assume_utc()
+            .unix_timestamp(),
+    )
+}
+
+/// Subject CN, issuer CN and validity of a certificate.
+pub fn leaf_info(cert: &[u8]) -> Option<LeafInfo> {
+    let (0x30, c, _) = tlv(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(c)? else { return None };
+    let mut r = tbs;
+    let (tag, _, next) = tlv(r)?;
+    if tag == 0xa0 {
+        r = next;
+        r = tlv(r)?.2; // serial
+    } else {
+        r = next; // that was the serial (v1)
+    }
+    r = tlv(r)?.2; // signature algorithm
+    let (_, issuer, next) = tlv(r)?;
+    let (_, validity, next) = tlv(next)?;
+    let (_, subject, _) = tlv(next)?;
+    let (t1, nb, vrest) = tlv(validity)?;
+    let (t2, na, _) = tlv(vrest)?;
+    Some(LeafInfo {
+        subject_cn: common_name(subject),
+        issuer_cn: common_name(issuer),
+        not_before: der_time(t1, nb)?,
+        not_after: der_time(t2, na)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, CertificateError, Error};
+
+    #[test]
+    fn tls_error_classes() {
+        assert_eq!(
+            classify_tls_error(&Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+            "unknown_ca"
+        );
+        assert_eq!(
+            classify_tls_error(&Error::InvalidCertificate(
+                CertificateError::NotValidForName
+            )),
+            "bad_name"
+        );
+        assert_eq!(
+            classify_tls_error(&Error::InvalidCertificate(CertificateError::Expired)),
+            "server_cert_expired"
+        );
+        assert_eq!(
+            classify_tls_error(&Error::AlertReceived(AlertDescription::CertificateRequired)),
+            "client_rejected"
+        );
+        assert_eq!(
+            classify_tls_error(&Error::AlertReceived(AlertDescription::BadCertificate)),
+            "client_rejected"
+        );
+        assert_eq!(
+            classify_tls_error(&Error::AlertReceived(AlertDescription::HandshakeFailure)),
+            "other"
+        );
+        assert_eq!(classify_tls_error(&Error::DecryptError), "other");
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            Error::AlertReceived(AlertDescription::UnknownCA),
+        );
+        assert_eq!(
+            find_tls_error(&io).map(classify_tls_error),
+            Some("client_rejected")
+        );
+    }
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x18, b"20300101000000Z"), Some(1_893_456_000));
+        assert_eq!(der_time(0x17, b"garbage"), None);
+    }
+}

@@ -1,0 +1,393 @@
+//! Validated configuration built from flags and environment (spec §2.1). Pure: the
+//! environment is passed in, so tests drive it. Every error names the variable.
+
+use crate::cli::{Cli, Command};
+use homelab_core::Secret;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "config {}: {}", self.var, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Command,
+    /// `host:port` as given (without `https://`), used for DNS resolution.
+    pub goldmane_host: String,
+    pub host: String,
+    pub port: u16,
+    pub server_name: String,
+    pub tls_insecure: bool,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub ca: PathBuf,
+    pub database_url: Option<Secret>,
+    pub dry_run: bool,
+    pub aggregation_interval: i64,
+    pub backfill_secs: i64,
+    pub flush_interval: Duration,
+    pub batch_max: usize,
+    pub max_pending: usize,
+    pub dedup_window_secs: i64,
+    pub stall_timeout: Duration,
+    pub backoff_max: Duration,
+    pub health_addr: Option<SocketAddr>,
+    pub shutdown_timeout: Duration,
+    pub db_auth_exit: Option<Duration>,
+    pub log_format: LogFormat,
+}
+
+/// Split `host:port` / `[v6]:port` (an `https://` prefix is stripped). Returns (host, port).
+pub fn split_host(raw: &str) -> Result<(String, u16), String> {
+    let s = raw.strip_prefix("https://").unwrap_or(raw);
+    let s = s.strip_suffix('/').unwrap_or(s);
+    if s.contains("://") {
+        return Err("only https:// or a bare host:port is accepted".into());
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "unterminated [ipv6] literal".to_string())?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| "missing :port".to_string())?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{h}` is not an IPv6 address"));
+        }
+        (h.to_string(), port)
+    } else {
+        let (h, p) = s
+            .rsplit_once(':')
+            .ok_or_else(|| "missing :port (expected host:port)".to_string())?;
+        if h.contains(':') {
+            return Err("IPv6 addresses must be written [addr]:port".into());
+        }
+        (h.to_string(), p)
+    };
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(format!("invalid host `{host}`"));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("invalid port `{port}`"))?;
+    Ok((host, port))
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError {
+            var,
+            reason: format!("`{v}` is not a boolean (use 1/true or 0/false)"),
+        }),
+    }
+}
+
+fn parse_int(var: &'static str, v: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = v.trim().parse().map_err(|_| ConfigError {
+        var,
+        reason: format!("`{v}` is not an integer"),
+    })?;
+    if n < min || n > max {
+        return Err(ConfigError {
+            var,
+            reason: format!("{n} is out of range {min}..={max}"),
+        });
+    }
+    Ok(n)
+}
+
+/// Build the validated config: the flag wins, then a non-empty environment variable, then
+/// the default.
+pub fn parse_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let pick = |flag: &Option<String>, var: &str| -> Option<String> {
+        flag.clone()
+            .or_else(|| env.get(var).cloned())
+            .filter(|s| !s.is_empty())
+    };
+    let host_raw = pick(&cli.goldmane_host, "GOLDMANE_HOST")
+        .unwrap_or_else(|| "goldmane.calico-system.svc.cluster.local:7443".into());
+    let (host, port) = split_host(&host_raw).map_err(|reason| ConfigError {
+        var: "GOLDMANE_HOST",
+        reason,
+    })?;
+    let goldmane_host = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let server_name =
+        pick(&cli.server_name, "GOLDMANE_SERVER_NAME").unwrap_or_else(|| host.clone());
+    if rustls_pki_types::ServerName::try_from(server_name.clone()).is_err() {
+        return Err(ConfigError {
+            var: "GOLDMANE_SERVER_NAME",
+            reason: format!("`{server_name}` is not a valid DNS name or IP address"),
+        });
+    }
+    let tls_insecure = match pick(&cli.tls_insecure, "GOLDMANE_TLS_INSECURE") {
+        Some(v) => parse_bool("GOLDMANE_TLS_INSECURE", &v)?,
+        None => false,
+    };
+    let path = |flag: &Option<String>, var: &str, def: &str| {
+        PathBuf::from(pick(flag, var).unwrap_or_else(|| def.to_string()))
+    };
+    let client_cert = path(
+        &cli.client_cert,
+        "GOLDMANE_CLIENT_CERT",
+        "/etc/goldmane/client/tls.crt",
+    );
+    let client_key = path(
+        &cli.client_key,
+        "GOLDMANE_CLIENT_KEY",
+        "/etc/goldmane/client/tls.key",
+    );
+    let ca = path(
+        &cli.ca,
+        "GOLDMANE_CA",
+        "/etc/goldmane/ca/tigera-ca-bundle.crt",
+    );
+    let dry_run = match pick(&cli.dry_run, "DRY_RUN") {
+        Some(v) => parse_bool("DRY_RUN", &v)?,
+        None => false,
+    };
+    let database_url = pick(&cli.database_url, "DATABASE_URL").map(Secret::new);
+    match &database_url {
+        None if !dry_run => {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                reason: "required unless DRY_RUN=1".into(),
+            })
+        }
+        Some(url) => crate::db::parse_dsn(url.expose())
+            .map_err(|reason| ConfigError {
+                var: "DATABASE_URL",
+                reason,
+            })
+            .map(|_| ())?,
+        None => {}
+    }
+    let int = |flag: &Option<String>, var: &'static str, def: i64, min: i64, max: i64| match pick(
+        flag, var,
+    ) {
+        Some(v) => parse_int(var, &v, min, max),
+        None => Ok(def),
+    };
+    let aggregation_interval = int(
+        &cli.aggregation_interval,
+        "GEA_AGGREGATION_INTERVAL",
+        15,
+        1,
+        3600,
+    )?;
+    let backfill_secs = int(&cli.backfill, "GEA_BACKFILL_SECS", 3600, 0, 86_400)?;
+    let flush = int(&cli.flush_interval, "GEA_FLUSH_INTERVAL_SECS", 5, 1, 300)?;
+    let batch_max = int(&cli.batch_max, "GEA_BATCH_MAX_EDGES", 1000, 1, 100_000)?;
+    let max_pending = int(
+        &cli.max_pending,
+        "GEA_MAX_PENDING_EDGES",
+        100_000,
+        1,
+        10_000_000,
+    )?;
+    let dedup = int(&cli.dedup_window, "GEA_DEDUP_WINDOW_SECS", 60, 0, 86_400)?;
+    let stall = int(&cli.stall_timeout, "GEA_STALL_TIMEOUT_SECS", 300, 1, 86_400)?;
+    let backoff_max = int(&cli.backoff_max, "GEA_BACKOFF_MAX_SECS", 60, 1, 3600)?;
+    let shutdown = int(
+        &cli.shutdown_timeout,
+        "GEA_SHUTDOWN_TIMEOUT_SECS",
+        20,
+        1,
+        3600,
+    )?;
+    let auth_exit = int(
+        &cli.db_auth_exit,
+        "GEA_DB_AUTH_EXIT_SECS",
+        600,
+        0,
+        86_400 * 7,
+    )?;
+    let health_addr = match pick(&cli.health_addr, "GEA_HEALTH_ADDR").as_deref() {
+        Some("off") => None,
+        Some(v) => Some(v.parse::<SocketAddr>().map_err(|_| ConfigError {
+            var: "GEA_HEALTH_ADDR",
+            reason: format!("`{v}` is not ip:port or `off`"),
+        })?),
+        None => Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+    };
+    let log_format = match pick(&cli.log_format, "GEA_LOG_FORMAT").as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(v) => {
+            return Err(ConfigError {
+                var: "GEA_LOG_FORMAT",
+                reason: format!("`{v}` is not text or json"),
+            })
+        }
+    };
+    Ok(Config {
+        command: cli.command.unwrap_or(Command::Run),
+        goldmane_host,
+        host,
+        port,
+        server_name,
+        tls_insecure,
+        client_cert,
+        client_key,
+        ca,
+        database_url,
+        dry_run,
+        aggregation_interval,
+        backfill_secs,
+        flush_interval: Duration::from_secs(flush as u64),
+        batch_max: batch_max as usize,
+        max_pending: max_pending as usize,
+        dedup_window_secs: dedup,
+        stall_timeout: Duration::from_secs(stall as u64),
+        backoff_max: Duration::from_secs(backoff_max as u64),
+        health_addr,
+        shutdown_timeout: Duration::from_secs(shutdown as u64),
+        db_auth_exit: (auth_exit > 0).then(|| Duration::from_secs(auth_exit as u64)),
+        log_format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cfg(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut a = vec!["goldmane-edge-aggregator"];
+        a.extend_from_slice(args);
+        let cli = Cli::try_parse_from(a).expect("clap parse");
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse_config(&cli, &env)
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:pw@db:5432/goldmane_edges");
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[], &[DB]).unwrap();
+        assert_eq!(
+            c.goldmane_host,
+            "goldmane.calico-system.svc.cluster.local:7443"
+        );
+        assert_eq!(c.server_name, "goldmane.calico-system.svc.cluster.local");
+        assert_eq!(c.port, 7443);
+        assert!(!c.tls_insecure && !c.dry_run);
+        assert_eq!(c.client_cert, PathBuf::from("/etc/goldmane/client/tls.crt"));
+        assert_eq!(c.client_key, PathBuf::from("/etc/goldmane/client/tls.key"));
+        assert_eq!(c.ca, PathBuf::from("/etc/goldmane/ca/tigera-ca-bundle.crt"));
+        assert_eq!(c.aggregation_interval, 15);
+        assert_eq!(c.backfill_secs, 3600);
+        assert_eq!(c.flush_interval, Duration::from_secs(5));
+        assert_eq!(c.batch_max, 1000);
+        assert_eq!(c.max_pending, 100_000);
+        assert_eq!(c.dedup_window_secs, 60);
+        assert_eq!(c.stall_timeout, Duration::from_secs(300));
+        assert_eq!(c.backoff_max, Duration::from_secs(60));
+        assert_eq!(c.health_addr, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(20));
+        assert_eq!(c.db_auth_exit, Some(Duration::from_secs(600)));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.command, Command::Run);
+    }
+
+    #[test]
+    fn flag_beats_env_and_empty_env_is_unset() {
+        let c = cfg(
+            &["--flush-interval", "2", "aggregate"],
+            &[
+                DB,
+                ("GEA_FLUSH_INTERVAL_SECS", "9"),
+                ("GEA_BATCH_MAX_EDGES", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.flush_interval, Duration::from_secs(2));
+        assert_eq!(c.batch_max, 1000);
+        assert_eq!(c.command, Command::Run);
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("GOLDMANE_HOST", "goldmane:notaport"),
+            ("GOLDMANE_SERVER_NAME", "bad name!"),
+            ("GOLDMANE_TLS_INSECURE", "maybe"),
+            ("DRY_RUN", "2"),
+            ("GEA_AGGREGATION_INTERVAL", "0"),
+            ("GEA_BACKFILL_SECS", "86401"),
+            ("GEA_FLUSH_INTERVAL_SECS", "301"),
+            ("GEA_BATCH_MAX_EDGES", "x"),
+            ("GEA_MAX_PENDING_EDGES", "0"),
+            ("GEA_DEDUP_WINDOW_SECS", "-1"),
+            ("GEA_STALL_TIMEOUT_SECS", "0"),
+            ("GEA_BACKOFF_MAX_SECS", "abc"),
+            ("GEA_HEALTH_ADDR", "localhost"),
+            ("GEA_SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("GEA_DB_AUTH_EXIT_SECS", "-5"),
+            ("GEA_LOG_FORMAT", "xml"),
+            ("DATABASE_URL", "mysql://x"),
+        ];
+        for (var, val) in cases {
+            let e = cfg(&[], &[DB, (var, val)]).expect_err(var);
+            assert_eq!(e.var, *var, "{val}: {e}");
+            assert!(e.to_string().starts_with(&format!("config {var}: ")));
+        }
+        let e = cfg(&[], &[]).unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(cfg(&[], &[("DRY_RUN", "true")]).is_ok());
+    }
+
+    #[test]
+    fn host_forms() {
+        assert_eq!(
+            split_host("https://gm.example:7443").unwrap(),
+            ("gm.example".into(), 7443)
+        );
+        assert_eq!(split_host("[::1]:7443").unwrap(), ("::1".into(), 7443));
+        assert!(split_host("http://gm:7443").is_err());
+        assert!(split_host("gm").is_err());
+        assert!(split_host("::1:7443").is_err());
+        let c = cfg(&["--goldmane-host", "[::1]:9000"], &[DB]).unwrap();
+        assert_eq!(c.goldmane_host, "[::1]:9000");
+        assert_eq!(c.server_name, "::1");
+        let c = cfg(&[], &[DB, ("GOLDMANE_HOST", "https://127.0.0.1:1")]).unwrap();
+        assert_eq!(c.goldmane_host, "127.0.0.1:1");
+    }
+
+    #[test]
+    fn dsn_password_never_in_config_errors() {
+        let e = cfg(
+            &[],
+            &[("DATABASE_URL", "postgres://u:hunter2@h/db?sslmode=bogus")],
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
