@@ -198,11 +198,7 @@ impl View<'_> {
                 groups.sort_by_key(|((v, raw), _)| (v.is_none(), *v, raw.clone()));
                 if groups.len() == 1 {
                     let ((v, raw), n) = &groups[0];
-                    format!(
-                        "Running: {} ({n} {})",
-                        show(raw, *v),
-                        if *n == 1 { "node" } else { "nodes" }
-                    )
+                    format!("Running: {} ({n} nodes)", show(raw, *v))
                 } else {
                     let parts: Vec<String> = groups
                         .iter()
@@ -382,9 +378,9 @@ impl View<'_> {
             out.push("• none".into());
             return out;
         }
+        // The first `cap` Jobs by start time; the size cut (§5.6) drops lines from the end.
         let shown = listed.len().min(cap);
-        // The newest `shown` Jobs, oldest first.
-        for (j, s) in &listed[listed.len() - shown..] {
+        for (j, s) in &listed[..shown] {
             let start = j.started().unwrap_or(self.now);
             let state = match s {
                 JobState::Complete => "✅ Complete".to_string(),
