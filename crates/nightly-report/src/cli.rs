@@ -30,7 +30,12 @@ and posts one summary to Slack. An unreadable source still yields a post naming 
 )]
 pub struct Cli {
     /// Pushgateway base URL, http(s)://host[:port] (required; userinfo is logged as ***).
-    #[arg(long, env = "PUSHGATEWAY_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PUSHGATEWAY_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub pushgateway_url: Option<String>,
 
     /// Only read Pushgateway groups with this `job` label [default: all groups].
@@ -87,7 +92,12 @@ pub struct Cli {
     pub report_deadline_seconds: Option<String>,
 
     /// Prometheus base URL for the 7-day trend line [default: unset, no trend line].
-    #[arg(long, env = "PROMETHEUS_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "PROMETHEUS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub prometheus_url: Option<String>,
 
     /// Gather and decide, print the text that would be posted; no webhook needed, no POST.

@@ -164,3 +164,88 @@ fn no_output_contains_the_webhook_or_the_token() {
         o.stderr
     );
 }
+
+/// §8.3: `7-day:` after Target from Prometheus `query_range`; a Prometheus failure drops the
+/// line with a WARN and changes nothing else.
+#[test]
+fn seven_day_trend_from_prometheus_and_its_failure() {
+    use testkit::{HttpServer, Reply};
+    // 06:00Z of 2026-06-23 .. 2026-06-29.
+    let end = 1_782_712_800i64;
+    let day = move |i: i64| end - (6 - i) * 86400;
+    let prom = HttpServer::start(move |r| {
+        let q = r.query_param("query").unwrap_or_default().to_string();
+        let pts: Vec<(i64, &str)> = if q.contains("k8s_upgrade_available") {
+            vec![
+                (day(1), "1"),
+                (day(2), "1"),
+                (day(3), "1"),
+                (day(4), "1"),
+                (day(5), "1"),
+                (day(6), "1"),
+            ]
+        } else if q.contains("k8s_upgrade_blocked") {
+            vec![(day(1), "1"), (day(2), "1"), (day(6), "0")]
+        } else if q.contains("k8s_upgrade_held") {
+            vec![(day(5), "1"), (day(6), "1")]
+        } else if q.contains("k8s_upgrade_in_flight") {
+            vec![(day(3), "1"), (day(4), "0")]
+        } else {
+            vec![]
+        };
+        let values: Vec<Value> = pts
+            .iter()
+            .map(|(t, v)| serde_json::json!([*t, v]))
+            .collect();
+        Reply::json(
+            200,
+            &serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": values}]}}),
+        )
+    });
+    let w = World::new(cluster(homelab_nodes("v1.35.6"), night_jobs()));
+    seed_detector(&w.pg, "1.36.2", "1.35.6", "minor", 1.0, T23);
+    seed_chain(
+        &w.pg,
+        Chain {
+            held: 1.0,
+            ..Chain::default()
+        },
+    );
+    let o = w.run(
+        &[("REPORT_GATE", "off"), ("PROMETHEUS_URL", &prom.url())],
+        &["--dry-run"],
+    );
+    assert!(
+        o.stdout
+            .contains("\nTarget: 1.36.2 (minor)\n7-day: ·🔴🔴🟡🟠⏸️⏸️\n"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr.contains(" INFO source prometheus ok ("),
+        "{}",
+        o.stderr
+    );
+    let reqs = prom.requests();
+    assert_eq!(reqs.len(), 4);
+    assert!(reqs.iter().all(|r| r.path() == "/api/v1/query_range"
+        && r.query_param("step") == Some("86400")
+        && r.query_param("end") == Some("1782712800")
+        && r.query_param("start") == Some(&(end - 6 * 86400).to_string())));
+    // Prometheus down: no trend line, a WARN, same outcome, not degraded.
+    let dead = format!("http://127.0.0.1:{}", testkit::free_port());
+    let o = w.run(
+        &[("REPORT_GATE", "off"), ("PROMETHEUS_URL", &dead)],
+        &["--json", "--dry-run"],
+    );
+    assert_eq!(o.code, 0);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(!v["text"].as_str().unwrap().contains("7-day"));
+    assert_eq!(v["outcome"], "held");
+    assert_eq!(v["degraded"], false);
+    assert!(
+        o.stderr.contains(" WARN source prometheus failed: "),
+        "{}",
+        o.stderr
+    );
+}
