@@ -2,7 +2,7 @@
 //! implementation reads through `homelab_core::kube::ClusterRead` (GET only, paginated).
 
 use crate::decide::{Job, JobCondition, Node};
-use homelab_core::kube::ClusterRead;
+use homelab_core::kube::{ClusterRead, ListParams};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -15,17 +15,43 @@ pub trait Cluster: Send + Sync {
 /// Any `ClusterRead` (the shared GET-only client, or a test double).
 pub struct Kube<C: ClusterRead + Send + Sync>(pub Arc<C>);
 
+/// Page size of the lists (spec §9: pages of 500).
+pub const PAGE: u32 = 500;
+
+/// List `path` page by page, keeping only what `parse` extracts: at most one page of full
+/// objects is in memory at a time (2 000 Jobs stay well inside the 32 MiB budget).
+fn list_compact<T>(
+    c: &dyn ClusterRead,
+    path: &str,
+    parse: fn(&Value) -> T,
+) -> Result<Vec<T>, homelab_core::kube::KubeError> {
+    let mut out = Vec::new();
+    let params = ListParams {
+        limit: Some(PAGE),
+        ..ListParams::default()
+    };
+    c.list(path, &params, &mut |page| {
+        if page.restarted {
+            out.clear();
+        }
+        out.extend(page.items.iter().map(parse));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 impl<C: ClusterRead + Send + Sync> Cluster for Kube<C> {
     fn nodes(&self) -> Result<Vec<Node>, String> {
-        let items = self.0.list_nodes().map_err(|e| e.to_string())?;
-        if items.is_empty() {
+        let nodes =
+            list_compact(&*self.0, "/api/v1/nodes", parse_node).map_err(|e| e.to_string())?;
+        if nodes.is_empty() {
             return Err("GET /api/v1/nodes: no nodes listed".into());
         }
-        Ok(items.iter().map(parse_node).collect())
+        Ok(nodes)
     }
     fn jobs(&self, namespace: &str) -> Result<Vec<Job>, String> {
-        let items = self.0.list_jobs(namespace).map_err(|e| e.to_string())?;
-        Ok(items.iter().map(parse_job).collect())
+        let path = format!("/apis/batch/v1/namespaces/{namespace}/jobs");
+        list_compact(&*self.0, &path, parse_job).map_err(|e| e.to_string())
     }
 }
 
