@@ -1,6 +1,9 @@
 //! The live compat-gate re-check (spec §3.6, §4.4, §5.4) behind a small trait, so the report
-//! can be tested without a cluster and the in-process `compat_gate` library plugs in.
+//! can be tested without a cluster; [`InProcess`] runs the `compat_gate` library in-process.
 
+use homelab_core::kube::{ClusterRead, KubeClient};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The gate's verdict as the report uses it.
@@ -110,14 +113,55 @@ impl Gate for NoGate {
     }
 }
 
+/// The in-process compat gate (`compat_gate::evaluate`, spec §3.6) over the same GET-only
+/// client that read the nodes and Jobs. The matrix is loaded per check, so a broken or missing
+/// matrix is a gate error (`Live re-check failed: …`), never a failed report.
+pub struct InProcess<C: ClusterRead + Send + Sync> {
+    pub client: Arc<C>,
+    pub matrix: PathBuf,
+}
+
+impl<C: ClusterRead + Send + Sync> Gate for InProcess<C> {
+    fn check(&self, target: &str, deadline: Duration) -> GateResult {
+        let target = match compat_gate::parse_target(target) {
+            Ok(t) => t,
+            Err(e) => return GateResult::error(e),
+        };
+        let matrix = match compat_gate::load_matrix(&self.matrix) {
+            Ok(m) => m,
+            Err(e) => return GateResult::error(e.to_string()),
+        };
+        let mut opts = compat_gate::GateOptions::defaults(target, matrix);
+        opts.deadline = deadline;
+        from_report(&compat_gate::evaluate(&opts, &*self.client))
+    }
+}
+
+/// The report's view of a `compat_gate::Report`: tagged lines in the gate's order.
+pub fn from_report(r: &compat_gate::Report) -> GateResult {
+    let verdict = match r.verdict {
+        compat_gate::Verdict::Safe => GateVerdict::Safe,
+        compat_gate::Verdict::Blocked => GateVerdict::Blocked,
+        compat_gate::Verdict::Held => GateVerdict::Held,
+        compat_gate::Verdict::Error => GateVerdict::Error,
+    };
+    GateResult {
+        verdict,
+        lines: r.blockers.iter().map(|b| b.line.clone()).collect(),
+        error: match verdict {
+            GateVerdict::Error => Some(
+                r.error
+                    .clone()
+                    .unwrap_or_else(|| "gate error without a reason".into()),
+            ),
+            _ => None,
+        },
+    }
+}
+
 /// The in-process compat gate over the shared client.
-pub fn in_process(
-    _client: std::sync::Arc<homelab_core::kube::KubeClient>,
-    _matrix: std::path::PathBuf,
-) -> std::sync::Arc<dyn Gate> {
-    std::sync::Arc::new(NoGate(
-        "compat_gate library not linked in this build".into(),
-    ))
+pub fn in_process(client: Arc<KubeClient>, matrix: PathBuf) -> Arc<dyn Gate> {
+    Arc::new(InProcess { client, matrix })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod it {
     mod common;
     mod config;
     mod fake_pushgateway;
+    mod gate;
     mod kube;
     mod nights;
     mod outputs;

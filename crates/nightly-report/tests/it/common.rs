@@ -140,11 +140,57 @@ pub fn delete_group(pg: &Pushgateway, job: &str) {
 
 /// The homelab: `k8s-master` + 6 workers at `kubelet`.
 pub fn homelab_nodes(kubelet: &str) -> Vec<Value> {
-    let mut v = vec![node("k8s-master", kubelet, "containerd://2.1.4")];
+    let mut v = vec![node("k8s-master", kubelet, "containerd://2.1.5")];
     for i in 1..=6 {
-        v.push(node(&format!("k8s-node{i}"), kubelet, "containerd://2.1.4"));
+        v.push(node(&format!("k8s-node{i}"), kubelet, "containerd://2.1.5"));
     }
     v
+}
+
+/// The matrix fixture (calico, external-secrets, gpu-operator pinned, kyverno).
+pub fn matrix_path() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/addon-compat.json"
+    )
+    .to_string()
+}
+
+/// The four addons of the matrix at the given image tags (kyverno also as its version label).
+pub fn addons(c: &mut FakeCluster, calico: &str, eso: &str, gpu: &str, kyverno: &str) {
+    use testkit::kube::workload;
+    c.add_workload(workload(
+        "DaemonSet",
+        "calico-system",
+        "calico-node",
+        "calico-node",
+        &format!("quay.io/calico/node:{calico}"),
+        &[],
+    ));
+    c.add_workload(workload(
+        "Deployment",
+        "external-secrets",
+        "external-secrets",
+        "external-secrets",
+        &format!("oci.external-secrets.io/external-secrets/external-secrets:{eso}"),
+        &[],
+    ));
+    c.add_workload(workload(
+        "Deployment",
+        "gpu-operator",
+        "gpu-operator",
+        "gpu-operator",
+        &format!("nvcr.io/nvidia/gpu-operator:{gpu}"),
+        &[],
+    ));
+    c.add_workload(workload(
+        "Deployment",
+        "kyverno",
+        "kyverno-admission-controller",
+        "kyverno",
+        &format!("reg.kyverno.io/kyverno/kyverno:{kyverno}"),
+        &[("app.kubernetes.io/version", kyverno)],
+    ));
 }
 
 pub fn cordon(mut n: Value) -> Value {

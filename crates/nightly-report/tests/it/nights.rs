@@ -1,6 +1,7 @@
 //! Spec §11.3.5: nights end to end — real Pushgateway, the API fixture, Slack stand-in.
-//! The gate's reasons come from a scripted gate here (the in-process `compat_gate` run is
-//! covered where the library is linked).
+//! These run the library's `run_with` with the real sources and a scripted gate, so the gate
+//! seam (which target is asked, when) is checked on its own; the in-process `compat_gate` run
+//! through the binary is in `gate.rs`.
 
 use super::common::*;
 use clap::Parser;
