@@ -200,3 +200,39 @@ fn gate_forbidden_reads_are_a_gate_error_not_a_failed_report() {
     assert!(t.contains("\nLive re-check failed: "), "{t}");
     assert!(t.contains("HTTP 403"), "{t}");
 }
+
+fn scenario(file: &str) -> testkit::kube::FakeCluster {
+    let p = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    testkit::kube::cluster_from_scenario(&doc).unwrap()
+}
+
+/// The demo's fixture files (fake-kube scenarios with Jobs and node health) stay valid.
+#[test]
+fn demo_scenarios_held_and_upgraded_mornings() {
+    let w = World::new(scenario("morning-held.json"));
+    seed_detector(&w.pg, "1.36.2", "1.35.6", "minor", 1.0, T23);
+    seed_chain(
+        &w.pg,
+        Chain {
+            held: 1.0,
+            ..Chain::default()
+        },
+    );
+    let m = matrix_path();
+    let o = w.run(&[("COMPAT_MATRIX", &m)], &["--dry-run"]);
+    assert_eq!(decode(o.stdout.trim_end()), EXAMPLE_57);
+    let w = World::new(scenario("morning-upgraded.json"));
+    seed_detector(&w.pg, "1.36.2", "1.35.6", "minor", 1.0, T23);
+    seed_chain(&w.pg, Chain::default());
+    let o = w.run(&[("COMPAT_MATRIX", &m)], &["--dry-run"]);
+    let t = &o.stdout;
+    assert_eq!(headline(t), "🟢 UPGRADED — 1.35.6 → 1.36.2", "{t}");
+    assert!(t.contains("\nRunning: 1.36.2 (7 nodes)\n"), "{t}");
+    assert!(t.contains("\n⚠️ Nodes: k8s-node3 NotReady\n"), "{t}");
+    assert!(
+        t.contains("• `k8s-upgrade-postflight-1-36-2` ✅ Complete · 23:59Z · 0m31s\n"),
+        "{t}"
+    );
+}
