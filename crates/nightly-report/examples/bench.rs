@@ -9,7 +9,6 @@
 
 use homelab_core::pushgateway::{render, Gauge};
 use serde_json::Value;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,15 +67,135 @@ fn cluster(s: &Scenario) -> FakeCluster {
     c
 }
 
-/// The compat-gate "homelab" objects when the gate runs (hook for the in-process gate).
-fn nightly_gate_fixture(_c: &mut FakeCluster, _gate: bool) {}
+/// The bench's matrix: six addons; for 1.31.9 -> 1.32.4 calico and ESO are actionable,
+/// gpu-operator pinned, the rest pass.
+const MATRIX: &str = r#"{
+  "calico": {"workload": "calico-system/daemonset/calico-node", "container": "calico-node", "versions": {"3.28": "1.31", "3.29": "1.32"}},
+  "external-secrets": {"workload": "external-secrets/deployment/external-secrets", "versions": {"0.12": "1.31", "0.14": "1.32"}},
+  "gpu-operator": {"workload": "gpu-operator/deployment/gpu-operator", "pinned": true, "pin_reason": "25.3 needs a newer driver", "versions": {"24.9": "1.31", "25.3": "1.32"}},
+  "kyverno": {"workload": "kyverno/deployment/kyverno-admission-controller", "container": "kyverno", "versions": {"1.13": "1.32"}},
+  "cert-manager": {"workload": "cert-manager/deployment/cert-manager", "versions": {"1.16": "1.32"}},
+  "ingress-nginx": {"workload": "ingress-nginx/deployment/ingress-nginx-controller", "container": "controller", "versions": {"1.11": "1.32"}},
+  "_containerd_min": {"1.32": ["1.7.22", "2.0.0"]}
+}"#;
 
-fn seed(pg: &Pushgateway, groups: usize) {
+/// The compat-gate "homelab" load when the gate runs (spec §9.1): 6 addons, 2 000 objects in
+/// the removal window's resources (flowschemas; 1.32 removed flowcontrol v1beta3), 60 Helm
+/// releases, ~5 MB `/metrics`.
+fn nightly_gate_fixture(c: &mut FakeCluster, gate: bool) {
+    use testkit::kube::{applied_object, default_metrics, helm_release_secret, workload};
+    if !gate {
+        return;
+    }
+    c.git_version = "v1.31.9".into();
+    for n in c.objects.get_mut("/v1/nodes").into_iter().flatten() {
+        n["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.9".into();
+    }
+    for (kind, ns, name, container, image) in [
+        (
+            "DaemonSet",
+            "calico-system",
+            "calico-node",
+            "calico-node",
+            "quay.io/calico/node:v3.28.2",
+        ),
+        (
+            "Deployment",
+            "external-secrets",
+            "external-secrets",
+            "external-secrets",
+            "ghcr.io/external-secrets/external-secrets:v0.12.1",
+        ),
+        (
+            "Deployment",
+            "gpu-operator",
+            "gpu-operator",
+            "gpu-operator",
+            "nvcr.io/nvidia/gpu-operator:v24.9",
+        ),
+        (
+            "Deployment",
+            "kyverno",
+            "kyverno-admission-controller",
+            "kyverno",
+            "reg.kyverno.io/kyverno/kyverno:v1.13.4",
+        ),
+        (
+            "Deployment",
+            "cert-manager",
+            "cert-manager",
+            "cert-manager",
+            "quay.io/jetstack/cert-manager-controller:v1.16.2",
+        ),
+        (
+            "Deployment",
+            "ingress-nginx",
+            "ingress-nginx-controller",
+            "controller",
+            "registry.k8s.io/ingress-nginx/controller:v1.11.3",
+        ),
+    ] {
+        c.add_workload(workload(kind, ns, name, container, image, &[]));
+    }
+    let objs: Vec<Value> = (0..2000)
+        .map(|i| {
+            let last = (i % 500 == 0).then_some("flowcontrol.apiserver.k8s.io/v1beta3");
+            applied_object(
+                "flowcontrol.apiserver.k8s.io/v1",
+                "FlowSchema",
+                None,
+                &format!("fs-{i}"),
+                last,
+            )
+        })
+        .collect();
+    c.add("flowcontrol.apiserver.k8s.io/v1/flowschemas", objs);
+    let doc = "---\n# Source: app/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 2\n";
+    for i in 0..60 {
+        let manifest = doc.repeat(40);
+        c.add(
+            "/v1/secrets",
+            [helm_release_secret(
+                &format!("ns{i}"),
+                &format!("release{i}"),
+                3,
+                ("app", "1.2.0"),
+                &manifest,
+                &[],
+                true,
+            )],
+        );
+    }
+    let mut metrics = default_metrics(&[(
+        "flowcontrol.apiserver.k8s.io",
+        "v1beta3",
+        "flowschemas",
+        "1.32",
+    )]);
+    let mut i = 0u64;
+    while metrics.len() < 5 * 1024 * 1024 {
+        metrics.push_str(&format!(
+            "apiserver_request_duration_seconds_bucket{{component=\"apiserver\",group=\"apps\",resource=\"r{}\",verb=\"LIST\",version=\"v1\",le=\"{}\"}} {}\n",
+            i % 977,
+            i % 40,
+            i * 7
+        ));
+        i += 1;
+    }
+    c.metrics = metrics;
+}
+
+fn seed(pg: &Pushgateway, groups: usize, gate: bool) {
+    let (running, target) = if gate {
+        ("1.31.9", "1.32.4")
+    } else {
+        ("1.35.6", "1.36.2")
+    };
     let detector = render(&[
         Gauge::new("k8s_upgrade_available", "a", 1.0)
             .label("kind", "minor")
-            .label("running", "1.35.6")
-            .label("target", "1.36.2"),
+            .label("running", running)
+            .label("target", target),
         Gauge::new("k8s_version_check_last_run_timestamp", "t", T23 as f64),
     ]);
     pg.seed("/metrics/job/k8s-version-check", &detector);
@@ -84,8 +203,8 @@ fn seed(pg: &Pushgateway, groups: usize) {
         Gauge::new("k8s_upgrade_in_flight", "f", 0.0),
         Gauge::new("k8s_upgrade_started_timestamp", "s", 0.0),
         Gauge::new("k8s_upgrade_snapshot_taken", "s", 0.0),
-        Gauge::new("k8s_upgrade_blocked", "b", 0.0),
-        Gauge::new("k8s_upgrade_held", "h", 1.0),
+        Gauge::new("k8s_upgrade_blocked", "b", if gate { 1.0 } else { 0.0 }),
+        Gauge::new("k8s_upgrade_held", "h", if gate { 0.0 } else { 1.0 }),
     ]);
     pg.seed("/metrics/job/k8s-upgrade", &chain);
     // Other jobs' groups, as a shared gateway holds them.
@@ -106,28 +225,30 @@ fn seed(pg: &Pushgateway, groups: usize) {
     }
 }
 
-/// Run once: (wall, peak RSS KiB, exit code).
-fn run_once(bin: &Path, env: &[(String, String)]) -> (Duration, u64, i32) {
+/// Run once: (wall, peak RSS KiB, exit code). The peak RSS comes from GNU time wrapping the
+/// binary: a child forked from this (large) process would report this process's RSS as its
+/// high-water mark (Linux keeps the pre-exec mm's peak), so the binary is forked by `time`.
+fn run_once(bin: &Path, env: &[(String, String)], rss_file: &Path) -> (Duration, u64, i32) {
+    let time_bin = testkit::require_bin("time", &["/usr/bin/time"], "apt-get install -y time");
     let t = Instant::now();
-    let child = Command::new(bin)
+    let status = Command::new(time_bin)
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file)
+        .arg(bin)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nightly-report");
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: plain FFI call with valid out-pointers for a child we spawned and still own.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        .status()
+        .expect("spawn nightly-report under time");
     let wall = t.elapsed();
-    assert_eq!(r, pid, "wait4");
-    std::mem::forget(child); // already reaped
-    let code = std::process::ExitStatus::from_raw(status)
-        .code()
-        .unwrap_or(-1);
-    (wall, ru.ru_maxrss as u64, code)
+    let rss = std::fs::read_to_string(rss_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
+        .expect("peak RSS from time -f %M");
+    (wall, rss, status.code().unwrap_or(-1))
 }
 
 fn main() {
@@ -143,6 +264,15 @@ fn main() {
             gate: false,
             wall_target: Duration::from_millis(300),
             rss_target_kib: 32 * 1024,
+        },
+        Scenario {
+            name: "homelab, gate on",
+            nodes: 7,
+            jobs: 60,
+            groups: 40,
+            gate: true,
+            wall_target: Duration::from_secs(2),
+            rss_target_kib: 48 * 1024,
         },
         Scenario {
             name: "stress, gate off",
@@ -161,7 +291,9 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let kc = fk.write_kubeconfig(&dir.path().join("config"));
         let pg = Pushgateway::start();
-        seed(&pg, s.groups);
+        seed(&pg, s.groups, s.gate);
+        let matrix = dir.path().join("addon-compat.json");
+        std::fs::write(&matrix, MATRIX).unwrap();
         let slack = SlackSink::start();
         let env: Vec<(String, String)> = vec![
             ("PUSHGATEWAY_URL".into(), pg.url()),
@@ -173,16 +305,35 @@ fn main() {
                 if s.gate { "on" } else { "off" }.into(),
             ),
             ("HOME".into(), "/nonexistent".into()),
+            ("COMPAT_MATRIX".into(), matrix.display().to_string()),
         ];
+        let mut env = env;
+        // Extra variables for experiments: BENCH_ENV="K=V K2=V2".
+        for kv in std::env::var("BENCH_ENV")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            if let Some((k, v)) = kv.split_once('=') {
+                env.push((k.into(), v.into()));
+            }
+        }
         let mut walls = Vec::new();
         let mut rss = 0;
         for _ in 0..RUNS {
-            let (w, r, code) = run_once(&bin, &env);
+            let (w, r, code) = run_once(&bin, &env, &dir.path().join("rss"));
             assert_eq!(code, 0, "{}: exit {code}", s.name);
             walls.push(w);
             rss = rss.max(r);
         }
         assert_eq!(slack.posts().len(), RUNS, "{}: one post per run", s.name);
+        if s.gate {
+            let t = &slack.texts()[0];
+            assert!(
+                t.contains("*Action needed*") && !t.contains("Live re-check failed"),
+                "{}: the gate did not run cleanly:\n{t}",
+                s.name
+            );
+        }
         walls.sort();
         let med = walls[RUNS / 2];
         let wall_ok = med <= s.wall_target;
