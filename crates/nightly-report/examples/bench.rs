@@ -336,6 +336,18 @@ fn main() {
         }
         walls.sort();
         let med = walls[RUNS / 2];
+        // Reference in the same run: the Pushgateway's own answer to the Query API, which the
+        // real gateway computes per request and which dominates the small scenarios.
+        let mut refs: Vec<Duration> = (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                testkit::proc::http_get(&format!("{}/api/v1/metrics", pg.url()))
+                    .expect("GET /api/v1/metrics");
+                t.elapsed()
+            })
+            .collect();
+        refs.sort();
+        let pg_ref = refs[RUNS / 2];
         let wall_ok = med <= s.wall_target;
         let rss_ok = rss <= s.rss_target_kib;
         all_ok &= wall_ok && rss_ok;
@@ -346,6 +358,12 @@ fn main() {
             med.as_secs_f64() * 1000.0,
             med.as_secs_f64() / s.wall_target.as_secs_f64(),
             if wall_ok { "ok" } else { "OVER" }
+        ));
+        rows.push(format!(
+            "| {} — Pushgateway `/api/v1/metrics` answer alone (reference) | — | {:.0} ms | report = {:.1}× the reference |",
+            s.name,
+            pg_ref.as_secs_f64() * 1000.0,
+            med.as_secs_f64() / pg_ref.as_secs_f64()
         ));
         rows.push(format!(
             "| {} peak RSS | ≤ {} MiB | {:.1} MiB | {:.2} {} |",
