@@ -18,7 +18,8 @@ T23=1782687600 # 2026-06-28T23:00:00Z, the detector's run
 
 # A Pushgateway of our own (morning 3 stops it).
 PGPORT=$(free_port)
-prometheus-pushgateway --web.listen-address="127.0.0.1:$PGPORT" --log.level=error >/dev/null 2>&1 &
+# In memory only: Debian's default persistence file is shared by every instance on the machine.
+prometheus-pushgateway --web.listen-address="127.0.0.1:$PGPORT" --log.level=error --persistence.file= >/dev/null 2>&1 &
 PGPID=$!
 on_exit "kill $PGPID"
 PG="http://127.0.0.1:$PGPORT"

@@ -24,6 +24,9 @@ impl Pushgateway {
             Command::new(bin)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=error")
+                // Debian's default persists to /var/lib/prometheus/pushgateway.data, shared by
+                // every instance on the machine: a new server would load another run's groups.
+                .arg("--persistence.file=")
                 .current_dir(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
