@@ -469,7 +469,7 @@ fn run_gate(cfg: &Config, io: &mut Io<'_>) -> i32 {
         env!("CARGO_PKG_VERSION"),
         cfg.target,
         cfg.matrix.display(),
-        &matrix.sha256[..12],
+        matrix.sha256.get(..12).unwrap_or(&matrix.sha256),
         cfg.sources
     ));
     let access = match resolve_access(&cfg.access) {
@@ -505,6 +505,12 @@ fn run_gate(cfg: &Config, io: &mut Io<'_>) -> i32 {
         }
     }
     log_report(&report, io);
+    io.log(&format!(
+        "INFO: done verdict={} requests={} ({} ms)",
+        report.verdict.word(),
+        homelab_core::kube::ClusterRead::request_count(&client),
+        start.elapsed().as_millis()
+    ));
     finish(cfg, &report, io)
 }
 

@@ -480,7 +480,10 @@ pub fn classify_addon(
 ) -> Option<Blocker> {
     let x = &addon.name;
     let Some(m) = addon.rows.iter().rfind(|row| row.version <= *rv) else {
-        let lowest = &addon.rows[0].version;
+        let lowest = addon
+            .rows
+            .first()
+            .map_or_else(|| "none".to_string(), |r| r.version.to_string());
         return Some(
             Blocker::actionable(
                 CheckKind::Addon,
@@ -538,7 +541,7 @@ pub fn classify_addon(
                 .remediation(format!("upgrade {x} to >= {}", v.version)),
         );
     }
-    let highest = &addon.rows[addon.rows.len() - 1].version;
+    let highest = addon.rows.last().map(|r| r.version.clone())?;
     if rv.major_minor() > highest.major_minor() {
         return Some(
             Blocker::actionable(
@@ -1026,6 +1029,12 @@ fn scan_annotations(
                     .as_array()
                     .map(|rs| {
                         rs.iter()
+                            .filter(|x| {
+                                // create-only kinds (TokenReview, …) cannot be listed.
+                                x["verbs"]
+                                    .as_array()
+                                    .is_none_or(|vs| vs.iter().any(|v| v.as_str() == Some("list")))
+                            })
                             .filter_map(|x| x["name"].as_str())
                             .filter(|n| !n.contains('/'))
                             .map(str::to_string)

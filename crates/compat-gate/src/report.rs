@@ -198,20 +198,16 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// L-CHECK.
+    /// L-CHECK (exact catalogue format; the reason is in the JSON).
     pub fn log_line(&self) -> String {
-        let mut s = format!(
+        format!(
             "INFO: check {}: {} blockers={} scanned={} ({} ms)",
             self.name,
             self.status.word(),
             self.blockers,
             self.scanned.total(),
             self.duration_ms
-        );
-        if let Some(r) = &self.reason {
-            s.push_str(&format!(" reason={r}"));
-        }
-        s
+        )
     }
 }
 
@@ -427,5 +423,142 @@ impl Report {
             .map(|d| d.as_secs() as f64)
             .unwrap_or(0.0);
         self.gauges_at(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(blockers: Vec<Blocker>, error: Option<&str>) -> Report {
+        let mut blockers = blockers;
+        sort_blockers(&mut blockers);
+        Report {
+            verdict: verdict_of(&blockers, error.is_some()),
+            kind: Some(UpgradeKind::Minor),
+            target: KubeVersion::new(1, 36, 2),
+            cluster: ClusterInfo::default(),
+            blockers,
+            notices: vec![],
+            warnings: vec![],
+            checks: vec![],
+            error: error.map(str::to_string),
+            data: DataInfo::default(),
+            generated_at: now_rfc3339(),
+        }
+    }
+
+    fn values(r: &Report) -> Vec<(String, f64)> {
+        r.gauges_at(1.0)
+            .into_iter()
+            .map(|g| {
+                let l = g
+                    .labels
+                    .first()
+                    .map(|(_, v)| format!("{{{v}}}"))
+                    .unwrap_or_default();
+                (format!("{}{l}", g.name), g.value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn verdicts_lines_gauges() {
+        let a = Blocker::actionable(
+            CheckKind::Addon,
+            "calico",
+            "calico 3.30.2 supports k8s \u{2264} 1.35; upgrade calico to >= 3.31",
+        );
+        let v = Blocker::actionable(
+            CheckKind::Version,
+            "apiserver",
+            "target 1.36.2 skips minor 1.35 (apiserver runs 1.34.9); upgrade one minor at a time",
+        );
+        let w = Blocker::new(Class::Waiting, CheckKind::Addon, "kyverno", "kyverno 1.18.1 supports k8s \u{2264} 1.35; no released kyverno version supports k8s 1.36 yet");
+        let p = Blocker::new(
+            Class::Pinned,
+            CheckKind::Addon,
+            "gpu-operator",
+            "gpu-operator 25.3 supports k8s \u{2264} 1.35; pinned: x",
+        );
+        // Safe.
+        let r = report(vec![], None);
+        assert_eq!(
+            r.stdout_lines(),
+            ["OK: cluster is safe to upgrade to 1.36.2"]
+        );
+        assert_eq!(r.exit_code(), 0);
+        assert_eq!(
+            values(&r)[..3],
+            [
+                ("k8s_upgrade_blocked".into(), 0.0),
+                ("k8s_upgrade_held".into(), 0.0),
+                ("k8s_upgrade_gate_error".into(), 0.0)
+            ]
+        );
+        // Blocked: ordered version before addon within ACTIONABLE.
+        let r = report(vec![a.clone(), v.clone()], None);
+        assert_eq!(r.exit_code(), 2);
+        assert_eq!(
+            r.stdout_lines()[0],
+            "BLOCKED: upgrade to 1.36.2 refused \u{2014} 2 actionable blocker(s)"
+        );
+        assert!(r.stdout_lines()[1].starts_with("[ACTIONABLE] target 1.36.2 skips"));
+        assert_eq!(values(&r)[0].1, 1.0);
+        // Held wins on a mix; WAITING, PINNED, ACTIONABLE order.
+        let r = report(vec![a.clone(), p.clone(), w.clone()], None);
+        assert_eq!(r.verdict, Verdict::Held);
+        assert_eq!(r.exit_code(), 4);
+        let l = r.stdout_lines();
+        assert_eq!(
+            l[0],
+            "HELD: upgrade to 1.36.2 held \u{2014} waiting=1 pinned=1 actionable=1"
+        );
+        assert!(
+            l[1].starts_with("[WAITING]")
+                && l[2].starts_with("[PINNED]")
+                && l[3].starts_with("[ACTIONABLE]")
+        );
+        let g = values(&r);
+        assert_eq!(
+            g[..3],
+            [
+                ("k8s_upgrade_blocked".into(), 0.0),
+                ("k8s_upgrade_held".into(), 1.0),
+                ("k8s_upgrade_gate_error".into(), 0.0)
+            ]
+        );
+        assert_eq!(
+            g[3..6],
+            [
+                ("k8s_upgrade_gate_blockers{actionable}".into(), 1.0),
+                ("k8s_upgrade_gate_blockers{waiting}".into(), 1.0),
+                ("k8s_upgrade_gate_blockers{pinned}".into(), 1.0)
+            ]
+        );
+        assert_eq!(
+            g[6],
+            ("k8s_upgrade_gate_last_run_timestamp_seconds".into(), 1.0)
+        );
+        // Error wins over everything; the lines found so far, then the gate error line.
+        let r = report(
+            vec![w],
+            Some("GET /api/v1/nodes: HTTP 403: nodes is forbidden"),
+        );
+        assert_eq!(r.exit_code(), 3);
+        assert_eq!(r.stdout_lines()[1], "[ACTIONABLE] gate error: GET /api/v1/nodes: HTTP 403: nodes is forbidden \u{2014} refusing (fail-safe)");
+        assert_eq!(
+            values(&r)[..3],
+            [
+                ("k8s_upgrade_blocked".into(), 1.0),
+                ("k8s_upgrade_held".into(), 0.0),
+                ("k8s_upgrade_gate_error".into(), 1.0)
+            ]
+        );
+        assert_eq!(r.to_json()["verdict"], "error");
+        assert!(
+            Class::Waiting.is_held() && Class::Pinned.is_held() && !Class::Actionable.is_held()
+        );
+        assert_eq!(Class::Actionable.tag(), "[ACTIONABLE]");
     }
 }

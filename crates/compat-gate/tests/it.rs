@@ -1,6 +1,7 @@
 mod it {
     mod cases;
     mod common;
+    mod deploy;
     mod faults;
     mod library;
     mod push;

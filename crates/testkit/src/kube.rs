@@ -587,7 +587,9 @@ pub fn helm_secret_with_payload(ns: &str, name: &str, revision: u32, payload: &[
 ///  "helm_releases": [{"namespace": "web", "name": "shop", "revision": 3, "chart": "shop", "chart_version": "1.2.0",
 ///                     "manifest": "apiVersion: …", "manifest_repeat": 1, "hooks": [], "gzip": true}],
 ///  "deprecated_metrics": [["flowcontrol.apiserver.k8s.io", "v1beta3", "flowschemas", "1.32"]],
-///  "metrics_padding_bytes": 0, "default_limit": null}
+///  "metrics_padding_bytes": 0, "default_limit": null, "expire_continue": 0,
+///  "faults": [{"path_prefix": "/api/v1/secrets", "status": 403, "message": "secrets is forbidden", "times": null},
+///             {"path_prefix": "/version", "delay_ms": 1500}, {"path_prefix": "/apis", "garbage": true}]}
 /// ```
 ///
 /// `count` > 1 repeats an applied object with `-<i>` name suffixes; `manifest_repeat` repeats
@@ -747,6 +749,27 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
     if let Some(l) = doc["default_limit"].as_u64() {
         c.default_limit = Some(l as usize);
     }
+    for f in doc["faults"].as_array().into_iter().flatten() {
+        let kind = if let Some(code) = f["status"].as_u64() {
+            FaultKind::Status(code as u16, f["message"].as_str().unwrap_or("").to_string())
+        } else if let Some(ms) = f["delay_ms"].as_u64() {
+            FaultKind::Delay(Duration::from_millis(ms))
+        } else if f["garbage"].as_bool() == Some(true) {
+            FaultKind::Garbage
+        } else if f["hang"].as_bool() == Some(true) {
+            FaultKind::Hang
+        } else {
+            return Err(format!(
+                "scenario: fault {f} needs status, delay_ms, garbage or hang"
+            ));
+        };
+        c.faults.push(Fault {
+            path_prefix: s(f, "path_prefix")?,
+            kind,
+            times: f["times"].as_u64().map(|t| t as u32),
+        });
+    }
+    c.expire_continue = doc["expire_continue"].as_u64().unwrap_or(0) as u32;
     scenario_jobs_and_node_health(&mut c, doc)?;
     Ok(c)
 }
@@ -777,7 +800,11 @@ fn scenario_jobs_and_node_health(c: &mut FakeCluster, doc: &Value) -> Result<(),
                 n["spec"]["unschedulable"] = json!(true);
             }
             if spec["ready"] == json!(false) {
-                for cond in n["status"]["conditions"].as_array_mut().into_iter().flatten() {
+                for cond in n["status"]["conditions"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
                     if cond["type"] == "Ready" {
                         cond["status"] = json!("Unknown");
                         cond["reason"] = json!("NodeStatusUnknown");

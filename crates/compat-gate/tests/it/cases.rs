@@ -282,3 +282,47 @@ fn addon_fail_safe_cases() {
         ]
     );
 }
+
+#[test]
+fn log_catalogue_lines() {
+    let env = Env::scenario("cluster-1.35.6.json");
+    let o = env.run(&["1.36.2", "--dry-run"], &[]);
+    let err: Vec<&str> = o.stderr.lines().collect();
+    assert!(
+        err[0].starts_with("INFO: compat-gate 0.1.0 target=1.36.2 matrix="),
+        "{}",
+        err[0]
+    );
+    assert!(
+        err[0].ends_with(" sources=metrics,annotations,helm"),
+        "{}",
+        err[0]
+    );
+    let sha = err[0]
+        .split("sha256=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(sha.len(), 12);
+    assert!(err.contains(&"INFO: apiserver=1.35.6 nodes=3 kubelets=1.35.6..1.35.6 kind=minor"));
+    for c in ["version", "addons", "containerd", "removed_apis"] {
+        let l = err
+            .iter()
+            .find(|l| l.starts_with(&format!("INFO: check {c}: ")))
+            .unwrap();
+        assert!(
+            l.ends_with(" ms)") && l.contains(" blockers=") && l.contains(" scanned="),
+            "{l}"
+        );
+    }
+    assert!(
+        err.contains(&"INFO: check addons: fail blockers=4 scanned=4 (0 ms)")
+            || err
+                .iter()
+                .any(|l| l.starts_with("INFO: check addons: fail blockers=4 scanned=4 ("))
+    );
+    assert!(err.contains(&"INFO: dry-run: would push k8s_upgrade_blocked=0 k8s_upgrade_held=1"));
+    assert!(!err.iter().any(|l| l.starts_with("ERROR")));
+}

@@ -384,3 +384,21 @@ fn in_cluster_client_cert_and_refused_kubeconfigs() {
         o.stderr
     );
 }
+
+#[test]
+fn scenario_file_faults() {
+    // The fake-kube binary's scenario files carry faults too (demos, manual checks).
+    let mut doc = scenario("cluster-1.34.9-fixed.json");
+    doc["faults"] = json!([{"path_prefix": "/api/v1/nodes", "status": 403, "message": "nodes is forbidden", "times": 1}]);
+    let env = Env::new(cluster(&doc));
+    let o = env.run(&["1.35.6"], &[]);
+    assert_refused(&o);
+    assert_eq!(
+        last_error(&o),
+        "ERROR: GET /api/v1/nodes: HTTP 403: nodes is forbidden"
+    );
+    let o = env.run(&["1.35.6"], &[]);
+    assert_eq!(o.code, 0, "the fault fired once: {o:?}");
+    doc["faults"] = json!([{"path_prefix": "/x"}]);
+    assert!(testkit::kube::cluster_from_scenario(&doc).is_err());
+}

@@ -6,12 +6,28 @@ use super::common::*;
 use testkit::kube::{Fault, FaultKind};
 use testkit::Pushgateway;
 
-/// `name{labels} value` lines of the group `job="k8s-upgrade"`.
+/// One Pushgateway at a time: `free_port` hands out a port that a parallel test's Pushgateway
+/// could take first, and its `/-/ready` would then answer for ours.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The group our runs push to. Unique per test process: the machine's network namespace is
+/// shared with other checkouts' tests, whose stopped Pushgateway's port our new one may get
+/// while their binaries still retry pushes to `job="k8s-upgrade"`. (The default job name is
+/// covered by the unit tests of the command line.)
+fn job() -> String {
+    format!("k8s-upgrade-cgtest-{}", std::process::id())
+}
+
+/// `name{labels} value` lines of our group.
 fn series(pg: &Pushgateway, name: &str) -> Vec<String> {
     pg.metrics_text()
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter(|l| l.contains("job=\"k8s-upgrade\""))
+        .filter(|l| l.contains(&format!("job=\"{}\"", job())))
         .map(str::to_string)
         .collect()
 }
@@ -41,17 +57,18 @@ fn run_push(env: &Env, pg: &Pushgateway, target: &str) -> Out {
         ("COMPAT_GATE_PUSH", "1".into()),
         ("PUSHGATEWAY_URL", pg.url()),
     ];
-    e.push(("PUSHGATEWAY_JOB", "k8s-upgrade".into()));
+    e.push(("PUSHGATEWAY_JOB", job()));
     let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.run(&[target], &refs)
 }
 
 #[test]
 fn verdict_values_and_in_flight_survives() {
+    let _g = serial();
     let pg = Pushgateway::start();
     // The chain's own series, pushed by upgrade-step.sh into the same group.
     pg.seed(
-        "/metrics/job/k8s-upgrade",
+        &format!("/metrics/job/{}", job()),
         "# TYPE k8s_upgrade_in_flight gauge\nk8s_upgrade_in_flight 1\n",
     );
     // blocked
@@ -60,8 +77,9 @@ fn verdict_values_and_in_flight_survives() {
     assert_eq!(o.code, 2, "{o:?}");
     assert!(
         o.stderr.contains(&format!(
-            "INFO: pushed k8s_upgrade_blocked=1 k8s_upgrade_held=0 to {}/metrics/job/k8s-upgrade",
-            pg.url()
+            "INFO: pushed k8s_upgrade_blocked=1 k8s_upgrade_held=0 to {}/metrics/job/{}",
+            pg.url(),
+            job()
         )),
         "{}",
         o.stderr
@@ -102,14 +120,19 @@ fn verdict_values_and_in_flight_survives() {
 
 #[test]
 fn no_push_without_flag_or_with_dry_run() {
+    let _g = serial();
     let pg = Pushgateway::start();
     let env = Env::scenario("cluster-1.34.9.json");
     let url = pg.url();
-    let o = env.run(&["1.35.6"], &[("PUSHGATEWAY_URL", url.as_str())]);
+    let j = job();
+    let o = env.run(
+        &["1.35.6"],
+        &[("PUSHGATEWAY_URL", url.as_str()), ("PUSHGATEWAY_JOB", &j)],
+    );
     assert_eq!(o.code, 2);
     let o = env.run(
         &["1.35.6", "--push", "--dry-run", "--pushgateway-url", &url],
-        &[],
+        &[("PUSHGATEWAY_JOB", &j)],
     );
     assert_eq!(o.code, 2);
     assert!(
@@ -120,13 +143,14 @@ fn no_push_without_flag_or_with_dry_run() {
     );
     assert!(series(&pg, "k8s_upgrade_blocked").is_empty());
     assert!(
-        !pg.metrics_text().contains("job=\"k8s-upgrade\""),
+        !pg.metrics_text().contains(&format!("job=\"{j}\"")),
         "no group at all"
     );
 }
 
 #[test]
 fn dead_pushgateway_keeps_exit_code() {
+    let _g = serial();
     let mut pg = Pushgateway::start();
     let url = pg.url();
     pg.kill();

@@ -237,3 +237,45 @@ fn stale_table_cannot_vouch() {
     );
     assert_eq!(env.fk.request_count(), before);
 }
+
+#[test]
+fn next_minor_removals_are_notices_not_blockers() {
+    // §9.3: findings for minor(T)+1 are an early warning; they never block.
+    let mut doc = base_131();
+    doc["deprecated_metrics"] = json!([["example.k8s.io", "v1beta1", "widgets", "1.33"]]);
+    doc["helm_releases"].as_array_mut().unwrap().push(helm(
+        "tools",
+        "widget",
+        "apiVersion: example.k8s.io/v1beta1\nkind: Widget\n",
+        true,
+    ));
+    let env = Env::new(cluster(&doc));
+    let table = env.dir.path().join("removed.json");
+    std::fs::write(&table, r#"{"source":"https://kubernetes.io/docs/reference/using-api/deprecation-guide/","checked":"2026-06-28","covers_through":"1.33",
+        "removals":[{"group":"flowcontrol.apiserver.k8s.io","version":"v1beta3","kind":"FlowSchema","resource":"flowschemas","removed_in":"1.32","replacement":"flowcontrol.apiserver.k8s.io/v1"},
+                    {"group":"example.k8s.io","version":"v1beta1","kind":"Widget","resource":"widgets","removed_in":"1.33","replacement":"example.k8s.io/v1"}]}"#).unwrap();
+    let o = env.run(
+        &[
+            "1.32.4",
+            "--json",
+            "--removed-apis",
+            table.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let j = o.json();
+    let notices: Vec<&str> = j["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(notices, [
+        "removed API example.k8s.io/v1beta1 Widget (removed in 1.33) used by 1 object(s) via apiserver requests (e.g. widgets); migrate before upgrading to 1.33",
+        "removed API example.k8s.io/v1beta1 Widget (removed in 1.33) used by 1 object(s) via helm release (e.g. tools/widget (chart widget-0.3.0)); migrate before upgrading to 1.33",
+    ]);
+    assert!(o
+        .stderr
+        .contains("INFO: notice: removed API example.k8s.io/v1beta1 Widget"));
+}
