@@ -39,7 +39,12 @@ pub struct Cli {
     pub pushgateway_url: Option<String>,
 
     /// Only read Pushgateway groups with this `job` label [default: all groups].
-    #[arg(long, env = "REPORT_PUSHGATEWAY_JOB", value_name = "JOB")]
+    #[arg(
+        long,
+        env = "REPORT_PUSHGATEWAY_JOB",
+        value_name = "JOB",
+        hide_env_values = true
+    )]
     pub report_pushgateway_job: Option<String>,
 
     /// Slack incoming-webhook URL (secret; also read from SLACK_WEBHOOK). Required unless --dry-run.
@@ -52,43 +57,83 @@ pub struct Cli {
     pub slack_webhook_url: Option<String>,
 
     /// Slack channel override (#name or @user) [default: none, the webhook's own channel].
-    #[arg(long, env = "SLACK_CHANNEL", value_name = "CHANNEL")]
+    #[arg(
+        long,
+        env = "SLACK_CHANNEL",
+        value_name = "CHANNEL",
+        hide_env_values = true
+    )]
     pub slack_channel: Option<String>,
 
     /// Timeout per Slack attempt in seconds, 1..=60 [default: 15].
-    #[arg(long, env = "SLACK_TIMEOUT_SECS", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "SLACK_TIMEOUT_SECS",
+        value_name = "SECS",
+        hide_env_values = true
+    )]
     pub slack_timeout_secs: Option<String>,
 
     /// Namespace of the chain's Jobs [default: k8s-upgrade].
-    #[arg(long, env = "REPORT_NAMESPACE", value_name = "NS")]
+    #[arg(
+        long,
+        env = "REPORT_NAMESPACE",
+        value_name = "NS",
+        hide_env_values = true
+    )]
     pub report_namespace: Option<String>,
 
     /// Hours after which the detector counts as stale, 1..=168 [default: 26].
-    #[arg(long, env = "DETECTOR_STALE_HOURS", value_name = "H")]
+    #[arg(
+        long,
+        env = "DETECTOR_STALE_HOURS",
+        value_name = "H",
+        hide_env_values = true
+    )]
     pub detector_stale_hours: Option<String>,
 
     /// Hours of Jobs listed, 1..=168 [default: 24].
-    #[arg(long, env = "JOBS_LOOKBACK_HOURS", value_name = "H")]
+    #[arg(
+        long,
+        env = "JOBS_LOOKBACK_HOURS",
+        value_name = "H",
+        hide_env_values = true
+    )]
     pub jobs_lookback_hours: Option<String>,
 
     /// Job lines shown, 1..=50 [default: 15].
-    #[arg(long, env = "MAX_JOBS", value_name = "N")]
+    #[arg(long, env = "MAX_JOBS", value_name = "N", hide_env_values = true)]
     pub max_jobs: Option<String>,
 
     /// Re-run the compat gate for fresh reasons: on|off [default: on].
-    #[arg(long, env = "REPORT_GATE", value_name = "BOOL")]
+    #[arg(long, env = "REPORT_GATE", value_name = "BOOL", hide_env_values = true)]
     pub report_gate: Option<String>,
 
     /// Compatibility matrix handed to the gate [default: /etc/homelab/addon-compat.json].
-    #[arg(long, env = "COMPAT_MATRIX", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "COMPAT_MATRIX",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub compat_matrix: Option<String>,
 
     /// Budget of the gate run in seconds, below the report deadline [default: 60].
-    #[arg(long, env = "GATE_DEADLINE_SECONDS", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "GATE_DEADLINE_SECONDS",
+        value_name = "SECS",
+        hide_env_values = true
+    )]
     pub gate_deadline_seconds: Option<String>,
 
     /// Budget of the whole gathering phase incl. the gate, in seconds [default: 120].
-    #[arg(long, env = "REPORT_DEADLINE_SECONDS", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "REPORT_DEADLINE_SECONDS",
+        value_name = "SECS",
+        hide_env_values = true
+    )]
     pub report_deadline_seconds: Option<String>,
 
     /// Prometheus base URL for the 7-day trend line [default: unset, no trend line].
@@ -100,39 +145,69 @@ pub struct Cli {
     )]
     pub prometheus_url: Option<String>,
 
-    /// Gather and decide, print the text that would be posted; no webhook needed, no POST.
-    #[arg(long, env = "DRY_RUN", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    /// Gather and decide, print the text that would be posted; no webhook needed, no POST [default: off].
+    #[arg(long, env = "DRY_RUN", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", hide_env_values = true)]
     pub dry_run: Option<String>,
 
-    /// Print one JSON document on stdout (and still post unless --dry-run).
-    #[arg(long, env = "REPORT_JSON", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    /// Print one JSON document on stdout (and still post unless --dry-run) [default: off].
+    #[arg(long, env = "REPORT_JSON", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", hide_env_values = true)]
     pub json: Option<String>,
 
     /// Kubeconfig file(s) [default: in-cluster service account, then ~/.kube/config].
-    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
     pub kubeconfig: Option<String>,
 
     /// Kubeconfig context [default: current-context].
-    #[arg(long, env = "KUBE_CONTEXT", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "KUBE_CONTEXT",
+        value_name = "NAME",
+        hide_env_values = true
+    )]
     pub kube_context: Option<String>,
 
     /// In-cluster API host (set by the kubelet).
-    #[arg(long, env = "KUBERNETES_SERVICE_HOST", value_name = "HOST")]
+    #[arg(
+        long,
+        env = "KUBERNETES_SERVICE_HOST",
+        value_name = "HOST",
+        hide_env_values = true
+    )]
     pub kubernetes_service_host: Option<String>,
 
     /// In-cluster API port (set by the kubelet).
-    #[arg(long, env = "KUBERNETES_SERVICE_PORT", value_name = "PORT")]
+    #[arg(
+        long,
+        env = "KUBERNETES_SERVICE_PORT",
+        value_name = "PORT",
+        hide_env_values = true
+    )]
     pub kubernetes_service_port: Option<String>,
 
     /// Service-account token file [default: /var/run/secrets/kubernetes.io/serviceaccount/token].
-    #[arg(long, env = "KUBE_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "KUBE_TOKEN_FILE",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub kube_token_file: Option<String>,
 
     /// CA bundle of the API server [default: the service account's ca.crt].
-    #[arg(long, env = "KUBE_CA_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "KUBE_CA_FILE",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub kube_ca_file: Option<String>,
 
     /// Replay a morning: the report's clock as RFC 3339 [default: now]. For fixtures and demos.
-    #[arg(long, env = "REPORT_NOW", value_name = "RFC3339")]
+    #[arg(
+        long,
+        env = "REPORT_NOW",
+        value_name = "RFC3339",
+        hide_env_values = true
+    )]
     pub now: Option<String>,
 }
