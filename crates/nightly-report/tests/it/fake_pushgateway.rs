@@ -229,3 +229,46 @@ fn hang_ends_at_the_request_timeout_and_at_the_report_deadline() {
         o.stderr
     );
 }
+
+#[test]
+fn garbage_values_and_float_forms() {
+    let doc = json!({"status": "success", "data": [
+        {"labels": {"job": "k8s-version-check"},
+         "push_time_seconds": {"metrics": [{"labels": {"job": "k8s-version-check"}, "value": "1.78e+09"}]},
+         "k8s_upgrade_available": {"metrics": [
+             {"labels": {"job": "k8s-version-check", "kind": "minor", "running": "v1.35.6", "target": "1.36.2"}, "value": "1.0e0"},
+             {"labels": {"job": "k8s-version-check", "kind": "minor", "running": "v1.35.6", "target": "1.37.0"}, "value": "yes"}]},
+         "k8s_version_check_last_run_timestamp": {"metrics": [{"labels": {"job": "k8s-version-check"}, "value": "1.7826876e+09"}]}},
+        {"labels": {"job": "k8s-upgrade"},
+         "k8s_upgrade_held": {"metrics": [{"labels": {"job": "k8s-upgrade"}, "value": "+Inf"}]},
+         "k8s_upgrade_blocked": {"metrics": [{"labels": {"job": "k8s-upgrade"}, "value": "garbage"}]},
+         "k8s_upgrade_in_flight": {"metrics": [{"labels": {"job": "k8s-upgrade"}, "value": "NaN"}]}}
+    ]});
+    let srv = HttpServer::start(move |_| Reply::json(200, &doc));
+    let (_w, env) = world_with_pg(&srv.url());
+    let o = run(&env, &["--dry-run", "--json"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        v["outcome"], "not_upgraded",
+        "garbage/NaN/Inf are not 1: {v}"
+    );
+    assert_eq!(
+        v["target"], "1.36.2",
+        "the garbage 1.37.0 series is ignored"
+    );
+    assert_eq!(v["gauges"]["k8s_upgrade_held"], serde_json::Value::Null);
+    assert_eq!(v["gauges"]["k8s_upgrade_blocked"], serde_json::Value::Null);
+    assert_eq!(
+        v["gauges"]["k8s_upgrade_in_flight"],
+        serde_json::Value::Null
+    );
+    assert_eq!(v["gauges"]["k8s_upgrade_available"], 1.0);
+    assert!(
+        o.stderr.contains(
+            " WARN gauge k8s_upgrade_blocked: ignored 1 sample(s) that are not finite numbers"
+        ),
+        "{}",
+        o.stderr
+    );
+}

@@ -231,6 +231,38 @@ fn nan_and_unparseable_labels_from_a_real_gateway() {
         o.stdout
     );
     assert!(!o.stdout.contains("<!"));
+    // Escaped label values (quote, backslash, newline) survive the real gateway and are escaped.
+    seed_detector(
+        &w.pg,
+        "1.36.2",
+        "v1.35.6 \"x\\y\"\n<!here> & co",
+        "minor",
+        1.0,
+        T23,
+    );
+    let o = dry(&w);
+    assert_eq!(
+        headline(&o.stdout),
+        "🔴 BLOCKED — 1.36.2 refused by the compat gate",
+        "unparseable running: avail"
+    );
+    let o = w.run(&[OFF], &["--dry-run", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(!v["text"].as_str().unwrap().contains("<!"));
+    seed_chain(&w.pg, Chain::default());
+    seed_detector(&w.pg, "1.36.2", "1.36.2\"<!here>", "minor", 1.0, T23);
+    seed_chain(
+        &w.pg,
+        Chain {
+            in_flight: 0.0,
+            ..Chain::default()
+        },
+    );
+    let o = dry(&w);
+    assert_eq!(
+        headline(&o.stdout),
+        "🟠 NOT UPGRADED — 1.36.2 available; 0/7 nodes at target"
+    );
 }
 
 #[test]
