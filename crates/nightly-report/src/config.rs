@@ -327,16 +327,22 @@ mod tests {
     }
 
     #[test]
-    fn flag_beats_env() {
-        // SAFETY-free: clap reads the env at parse time; use a name no other test sets.
-        let cli = Cli::try_parse_from(["nightly-report", "--max-jobs", "7"]).unwrap();
-        let mut cli2 = cli.clone();
-        cli2.pushgateway_url = Some("http://pg:9091".into());
-        cli2.dry_run = Some("true".into());
-        let c = Config::from_cli(&cli2, &|_| None).unwrap();
-        assert_eq!(c.max_jobs, 7);
-        let via_env = Cli::try_parse_from(["nightly-report"]);
-        assert!(via_env.is_ok());
+    fn empty_values_count_as_unset() {
+        // Flag-over-env precedence is clap's (tested through the binary in tests/it/config.rs);
+        // here: an empty value (env `MAX_JOBS=`) is the default, a set one is validated.
+        let mut cli = Cli::try_parse_from(["nightly-report", "--max-jobs", "7"]).unwrap();
+        cli.pushgateway_url = Some("http://pg:9091".into());
+        cli.dry_run = Some("true".into());
+        assert_eq!(Config::from_cli(&cli, &|_| None).unwrap().max_jobs, 7);
+        cli.max_jobs = Some(String::new());
+        cli.slack_channel = Some("  ".into());
+        cli.report_gate = Some(String::new());
+        let c = Config::from_cli(&cli, &|_| None).unwrap();
+        assert_eq!((c.max_jobs, c.channel, c.gate), (15, None, true));
+        cli.slack_webhook_url = Some(String::new());
+        cli.dry_run = Some(String::new());
+        let e = Config::from_cli(&cli, &|k| (k == "SLACK_WEBHOOK").then(String::new)).unwrap_err();
+        assert_eq!(e.var, "SLACK_WEBHOOK_URL", "empty webhook outside dry-run");
     }
 
     #[test]
