@@ -2,7 +2,7 @@
 # capture — held (grouped reasons from a live in-process gate run against the test kit's fake
 # Kubernetes API), upgraded (one worker NotReady), and the Pushgateway down (degraded ❓ post).
 set -euo pipefail
-echo "nightly-report: held (live gate reasons) -> upgraded -> Pushgateway down (degraded)" >"$DEMO_TMP/60-nightly-report.scenario"
+echo "3 mornings: held (live gate), upgraded, Pushgateway down" >"$DEMO_TMP/60-nightly-report.scenario"
 ROOT=${ROOT:-$(pwd)}
 FIX="$ROOT/crates/nightly-report/tests/fixtures"
 NR="$DEMO_BIN/nightly-report"
