@@ -276,7 +276,9 @@ impl View<'_> {
         let mut out = Vec::new();
         match d.outcome {
             OutcomeId::InProgress => {
-                if let Some(p) = &d.progress {
+                // The snapshot gauge is only known when the Pushgateway was read (D1 can also
+                // come from a running chain Job alone).
+                if let (Some(p), Ok(_)) = (&d.progress, self.gauges) {
                     out.push(format!(
                         "Snapshot: {}",
                         if p.snapshot { "taken" } else { "not taken" }

@@ -395,3 +395,31 @@ fn no_credentials_at_all_still_posts_what_it_knows() {
     assert!(t.contains(", gate ("), "the gate could not run either: {t}");
     assert!(t.contains("\nLive re-check failed: "), "{t}");
 }
+
+#[test]
+fn running_chain_job_with_the_pushgateway_down_is_in_progress_without_a_snapshot_claim() {
+    let mut jobs = night_jobs();
+    jobs.push(kjob(
+        "k8s-upgrade-master-1-36-2",
+        "running",
+        NOW_S - 600,
+        None,
+    ));
+    let mut w = World::new(cluster(homelab_nodes("v1.35.6"), jobs));
+    w.pg.kill();
+    let o = w.run(&[], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let t = w.posted();
+    assert_eq!(
+        headline(&t),
+        "🟡 IN PROGRESS — upgrading to 1.36.2",
+        "D1 before D2: {t}"
+    );
+    assert!(!t.contains("Snapshot:"), "{t}");
+    assert!(
+        t.ends_with(
+            "\n⚠️ Missing: pushgateway (GET /api/v1/metrics: Connection refused (os error 111))"
+        ),
+        "{t}"
+    );
+}
