@@ -745,9 +745,7 @@ impl Findings {
             examples: Vec::new(),
         });
         f.count += 1;
-        if f.examples.len() < 5 && !f.examples.contains(&example) {
-            f.examples.push(example);
-        }
+        f.keep_example(example);
     }
     fn merge(&mut self, other: Findings) {
         for ((g, s), f) in other.map {
@@ -759,10 +757,22 @@ impl Findings {
             });
             e.count += f.count;
             for x in f.examples {
-                if e.examples.len() < 5 && !e.examples.contains(&x) {
-                    e.examples.push(x);
-                }
+                e.keep_example(x);
             }
+        }
+    }
+}
+
+impl Finding {
+    /// Keep the 5 smallest example subjects, sorted (stable output whatever the list order).
+    fn keep_example(&mut self, x: String) {
+        if self.examples.contains(&x) {
+            return;
+        }
+        let at = self.examples.partition_point(|e| *e < x);
+        if at < 5 {
+            self.examples.insert(at, x);
+            self.examples.truncate(5);
         }
     }
 }
@@ -819,6 +829,11 @@ fn check_removed(r: &mut Run<'_>, a: Minor) {
         .iter()
         .filter(|x| window_class(x.removed_in, a, tm).is_some())
         .collect();
+    // §3.4.1: W empty → annotations and helm make no request (next-minor notices ride along
+    // only when W is scanned anyway).
+    let in_window = relevant
+        .iter()
+        .any(|x| window_class(x.removed_in, a, tm) == Some(true));
     let src = r.o.sources;
     let mut disabled = Vec::new();
 
@@ -900,14 +915,14 @@ fn check_removed(r: &mut Run<'_>, a: Minor) {
     // annotations
     if !src.annotations {
         disabled.push("annotations");
-    } else if !relevant.is_empty() && r.in_time("removed_apis") {
+    } else if in_window && r.in_time("removed_apis") {
         scan_annotations(r, &relevant, a, tm, &mut blockers, &mut early, &mut scanned);
     }
 
     // helm
     if !src.helm {
         disabled.push("helm");
-    } else if !relevant.is_empty() && r.in_time("removed_apis") {
+    } else if in_window && r.in_time("removed_apis") {
         scan_helm(r, a, tm, &mut blockers, &mut early, &mut scanned);
     }
 
@@ -951,8 +966,8 @@ fn check_removed(r: &mut Run<'_>, a: Minor) {
         Some("disabled".to_string())
     } else if !disabled.is_empty() {
         Some(format!("disabled: {}", disabled.join(",")))
-    } else if relevant.is_empty() {
-        Some(format!("no table removals between {a} and {tm}"))
+    } else if !in_window {
+        Some(format!("no table removals after {a} up to {tm}"))
     } else {
         None
     };

@@ -57,6 +57,20 @@ fn live_fixed_cluster_is_safe_exact_line() {
     let o = env.run(&["1.35.6"], &[]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(o.stdout, "OK: cluster is safe to upgrade to 1.35.6\n");
+    // §3.4.1: no table removal in (1.34, 1.35]: only `metrics` runs; no discovery, no Secrets.
+    let paths: Vec<String> = env
+        .fk
+        .requests()
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    assert!(paths.contains(&"/metrics".to_string()));
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p == "/apis" || p.starts_with("/api/v1/secrets")),
+        "{paths:?}"
+    );
 }
 
 #[test]

@@ -6,18 +6,16 @@ use super::common::*;
 use testkit::kube::{Fault, FaultKind};
 use testkit::Pushgateway;
 
-/// One Pushgateway at a time: `free_port` hands out a port that a parallel test's Pushgateway
-/// could take first, and its `/-/ready` would then answer for ours.
+/// One Pushgateway at a time (each test reads back whole groups).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The group our runs push to. Unique per test process: the machine's network namespace is
-/// shared with other checkouts' tests, whose stopped Pushgateway's port our new one may get
-/// while their binaries still retry pushes to `job="k8s-upgrade"`. (The default job name is
-/// covered by the unit tests of the command line.)
+/// The group our runs push to, unique per test process: a belt to the testkit's braces
+/// (private `--persistence.file=`), so no other process's `job="k8s-upgrade"` group can ever be
+/// read as ours. The default job name is covered by the command line's unit tests.
 fn job() -> String {
     format!("k8s-upgrade-cgtest-{}", std::process::id())
 }
