@@ -770,7 +770,50 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
         });
     }
     c.expire_continue = doc["expire_continue"].as_u64().unwrap_or(0) as u32;
+    scenario_jobs_and_node_health(&mut c, doc)?;
     Ok(c)
+}
+
+/// Additive scenario keys (nightly-report's demo): `"jobs": [{"namespace", "name", "state"
+/// (complete|failed|running|pending), "start", "end"?}]` (RFC 3339 times) and, per entry of
+/// `"nodes"`, `"unschedulable": true` (cordoned) and `"ready": false` (NotReady).
+fn scenario_jobs_and_node_health(c: &mut FakeCluster, doc: &Value) -> Result<(), String> {
+    for j in doc["jobs"].as_array().into_iter().flatten() {
+        let f = |k: &str| {
+            j[k].as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("scenario: jobs[].{k} missing in {j}"))
+        };
+        let obj = job(
+            &f("namespace")?,
+            &f("name")?,
+            &f("state")?,
+            &f("start")?,
+            j["end"].as_str(),
+        );
+        c.add("batch/v1/jobs", [obj]);
+    }
+    let specs: Vec<&Value> = doc["nodes"].as_array().into_iter().flatten().collect();
+    if let Some(nodes) = c.objects.get_mut("/v1/nodes") {
+        for (n, spec) in nodes.iter_mut().zip(specs) {
+            if spec["unschedulable"] == json!(true) {
+                n["spec"]["unschedulable"] = json!(true);
+            }
+            if spec["ready"] == json!(false) {
+                for cond in n["status"]["conditions"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    if cond["type"] == "Ready" {
+                        cond["status"] = json!("Unknown");
+                        cond["reason"] = json!("NodeStatusUnknown");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+//! Version parsing for the report (spec §3.4): numeric triples, displayed without `v`.
+//!
+//! The target label follows the strict target rule (compat-gate §2.2.1); `running` and kubelet
+//! versions the server rule (§2.2.2: optional `v`, ignored `-`/`+` suffix). An unparseable
+//! string is never equal to anything: callers keep the raw text and show it verbatim.
+
+use std::fmt;
+
+/// A parsed `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ver {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl fmt::Display for Ver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Ver {
+    /// The Job-name form of a target: `1-35-6`.
+    pub fn dashed(&self) -> String {
+        format!("{}-{}-{}", self.major, self.minor, self.patch)
+    }
+}
+
+fn triple(s: &str) -> Option<Ver> {
+    let mut it = s.split('.');
+    let mut n = [0u64; 3];
+    for slot in &mut n {
+        let part = it.next()?;
+        if part.is_empty() || part.len() > 9 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    if it.next().is_some() {
+        return None;
+    }
+    Some(Ver {
+        major: n[0],
+        minor: n[1],
+        patch: n[2],
+    })
+}
+
+/// Target rule: `^v?\d{1,9}\.\d{1,9}\.\d{1,9}$` after trimming ASCII whitespace.
+pub fn parse_target(s: &str) -> Option<Ver> {
+    let t = s.trim_ascii();
+    triple(t.strip_prefix('v').unwrap_or(t))
+}
+
+/// Server rule: as the target rule, plus an ignored suffix starting with `-` or `+`.
+pub fn parse_server(s: &str) -> Option<Ver> {
+    let t = s.trim_ascii();
+    let t = t.strip_prefix('v').unwrap_or(t);
+    let end = t.find(['-', '+']).unwrap_or(t.len());
+    triple(&t[..end])
+}
+
+/// How a version label is shown: the normalised triple, or the raw text in backticks marked
+/// unparseable (escaped for mrkdwn by the caller's `esc`).
+pub fn show(raw: &str, parsed: Option<Ver>) -> String {
+    match parsed {
+        Some(v) => v.to_string(),
+        None => format!("`{}` (unparseable)", homelab_core::slack::esc(raw, 300)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_rule() {
+        assert_eq!(parse_target("1.35.6").unwrap().to_string(), "1.35.6");
+        assert_eq!(parse_target(" v1.36.2 ").unwrap().to_string(), "1.36.2");
+        for bad in [
+            "1.36",
+            "1.36.2-rc.1",
+            "V1.36.2",
+            "latest",
+            "",
+            "1.2.3.4",
+            "1..3",
+            "1.2.1234567890",
+        ] {
+            assert!(parse_target(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_rule() {
+        assert_eq!(parse_server("v1.35.6+k3s1").unwrap().to_string(), "1.35.6");
+        assert_eq!(parse_server("v1.35.6-eks-1").unwrap().to_string(), "1.35.6");
+        assert_eq!(parse_server("1.35.6"), parse_server("v1.35.6"));
+        assert!(parse_server("v1.35").is_none());
+        assert!(parse_server("garbage").is_none());
+    }
+
+    #[test]
+    fn numeric_order_not_string_order() {
+        assert!(parse_target("1.9.0").unwrap() < parse_target("1.10.0").unwrap());
+        assert_eq!(parse_target("1.35.6").unwrap().dashed(), "1-35-6");
+    }
+
+    #[test]
+    fn unparseable_is_shown_verbatim() {
+        assert_eq!(show("v1.35.6", parse_server("v1.35.6")), "1.35.6");
+        assert_eq!(show("x`<y>", None), "`x'&lt;y&gt;` (unparseable)");
+    }
+}
