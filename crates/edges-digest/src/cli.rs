@@ -86,7 +86,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Compute the digest and post it (default; `digest` is an alias for the original args)
-    #[command(alias = "digest")]
+    #[command(visible_alias = "digest")]
     Run,
     /// Create the state tables edge_digest_run and edge_digest_announced, then exit
     Migrate,

@@ -8,6 +8,7 @@ use edges_digest::config::{parse_config, ConfigError};
 use homelab_core::log::{leveled_line, Severity};
 
 fn main() {
+    edges_digest::report::install_panic_hook();
     let args: Vec<String> = std::env::args().collect();
     let env = |k: &str| std::env::var(k).ok();
     let code = match parse_config(&env, &args) {

@@ -115,8 +115,9 @@ pub struct Summary {
     pub edges: Vec<EdgeRow>,
 }
 
+/// W2.7: RFC 3339 with offset, seconds precision, like `date -Is -u`.
 fn rfc(t: OffsetDateTime) -> String {
-    crate::decide::zulu(t)
+    format_utc(t)
 }
 
 impl Summary {
@@ -184,6 +185,25 @@ pub fn render_metrics(result: &str, now_unix: i64, new_edges: i64) -> String {
         ));
     }
     render(&g)
+}
+
+/// §7 exit 1: a bug ends as one ERROR line and exit code 1, not an abort with a backtrace.
+/// The line names only the code location; panic payloads are not printed, so no value that
+/// could carry a secret reaches the log.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "{}",
+            homelab_core::log::leveled_line(
+                Severity::Error,
+                &format!("internal error{at} — a bug in edges-digest; nothing was recorded unless posted")
+            )
+        );
+        std::process::exit(1);
+    }));
 }
 
 /// Severity helpers so call sites read like the catalogue.
@@ -254,7 +274,7 @@ mod tests {
         };
         let v = s.to_json();
         assert_eq!(v["result"], "empty");
-        assert_eq!(v["since"], "2026-06-28T08:00:00Z");
+        assert_eq!(v["since"], "2026-06-28T08:00:00+00:00");
         assert!(v["text"].is_null() && v["http_status"].is_null());
         assert_eq!(v["edges"], json!([]));
     }

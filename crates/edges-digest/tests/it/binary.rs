@@ -158,3 +158,28 @@ fn dry_run_binary_prints_exactly_the_text() {
     assert!(env.slack.posts().is_empty());
     assert!(!env.state_tables_exist());
 }
+
+#[test]
+fn digest_alias_and_migrate_through_the_binary() {
+    let mut env = Env::new();
+    env.edge("a", "b", "deny", "1 hour", 2);
+    let vars = env.vars();
+    // `args: ["digest"]` of the original CronJob keeps working.
+    let o = bin(&vars, &["digest"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert_eq!(env.slack.posts().len(), 1);
+    assert!(o.stdout.is_empty(), "stdout is only for --dry-run/--json");
+    let err = s(&o.stderr);
+    assert!(
+        err.contains(" INFO posted 1 new edges to #alerts (HTTP 200, 1 shown, 0 more)"),
+        "{err}"
+    );
+    let o = bin(&vars, &["migrate"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    let help = s(&bin(&[], &["--help"]).stdout);
+    assert!(help.contains("digest"), "{help}");
+    env.pg.stop();
+    let o = bin(&vars, &["migrate"]);
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    assert!(s(&o.stderr).contains(" ERROR database: "));
+}

@@ -273,3 +273,73 @@ fn post_empty_posts_zero_line_and_dry_run_prints_text_only() {
     assert_eq!(env.slack.posts().len(), 1);
     assert_eq!(env.announced(), 0);
 }
+
+#[test]
+fn connection_refused_is_retried_then_exit_5_nothing_recorded() {
+    // §5.2: a connect failure happens before the request is written, so it is retried (2 s,
+    // 4 s) and ends as L-SLACKTX with exit 5.
+    let env = seeded();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut vars = env.vars();
+    vars[1].1 = format!("http://127.0.0.1:{port}/services/T9/B9/cl0s3dP0rtS3cr3t");
+    let r = run(&config(&vars, &["--json"]));
+    assert_eq!(r.code, 5, "{}", r.all());
+    assert_eq!(
+        r.sleeps,
+        vec![Duration::from_secs(2), Duration::from_secs(4)]
+    );
+    assert!(r.has("slack attempt 1/3: ") && r.has("slack attempt 2/3: "));
+    let l = r.line("slack unreachable after 3 attempts: ");
+    assert!(l.ends_with("; 2 edges NOT delivered"), "{l}");
+    assert_eq!(r.level("slack unreachable"), Severity::Error);
+    assert!(!r.all().contains("cl0s3dP0rtS3cr3t"), "{}", r.all());
+    assert!(!r.all().contains("/services/"), "{}", r.all());
+    assert_eq!((env.runs(), env.announced()), (0, 0));
+    let j = r.json();
+    assert_eq!(j["result"], "failed");
+    assert!(j["http_status"].is_null());
+}
+
+#[test]
+fn bad_gateway_and_gateway_timeout_are_retried() {
+    let env = seeded();
+    env.slack.push([error(502, ""), error(504, ""), ok()]);
+    let r = env.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        r.sleeps,
+        vec![Duration::from_secs(2), Duration::from_secs(4)]
+    );
+    assert_eq!(env.slack.posts().len(), 3);
+    let texts = env.slack.texts();
+    assert!(
+        texts.iter().all(|t| *t == texts[0]),
+        "same body each attempt"
+    );
+    assert_eq!(env.announced(), 2);
+    assert_eq!(
+        r.line("posted "),
+        "posted 2 new edges to #alerts (HTTP 200, 2 shown, 0 more)"
+    );
+}
+
+#[test]
+fn rate_limited_without_retry_after_waits_30s_and_three_429s_give_up() {
+    let env = seeded();
+    env.slack.push([
+        Reply::text(429, "rate_limited"),
+        rate_limited(1),
+        rate_limited(1),
+    ]);
+    let r = env.run(&[]);
+    assert_eq!(r.code, 5, "{}", r.all());
+    assert_eq!(
+        r.sleeps,
+        vec![Duration::from_secs(30), Duration::from_secs(1)]
+    );
+    assert!(r.has("slack unreachable after 3 attempts: HTTP 429 rate_limited"));
+    assert_eq!((env.runs(), env.announced()), (0, 0));
+}

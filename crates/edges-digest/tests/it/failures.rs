@@ -197,7 +197,10 @@ fn json_for_posted_empty_failed_and_dry_run() {
     assert_eq!(j["edges"][0]["src_ns"], "c");
     assert_eq!(j["edges"][0]["action"], "deny");
     assert_eq!(j["edges"][0]["flow_count"], 1);
-    assert!(j["edges"][0]["first_seen"].as_str().unwrap().ends_with('Z'));
+    assert!(j["edges"][0]["first_seen"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
     assert_eq!(j["text"], env.slack.texts()[0].as_str());
     assert!(time::OffsetDateTime::parse(
         j["since"].as_str().unwrap(),
@@ -224,4 +227,82 @@ fn json_for_posted_empty_failed_and_dry_run() {
         (Some("failed"), Some("invalid_token"), Some(403))
     );
     assert!(!j.to_string().contains(testkit::slack::WEBHOOK_PATH));
+}
+
+#[test]
+fn commit_failure_after_delivery_is_exit_3_and_the_next_run_reposts() {
+    // §8 last row / L-COMMITFAIL: Slack accepted, then the session died before COMMIT.
+    let env = Env::new();
+    env.edge("a", "b", "allow", "1 hour", 1);
+    env.run(&["migrate"]);
+    env.slack
+        .push([testkit::slack::ok().delay(std::time::Duration::from_secs(2))]);
+    let cfg = env.config(&["--json"]);
+    let h = std::thread::spawn(move || run(&cfg));
+    testkit::wait_until(20, "the digest POST", || env.slack.posts().len() == 1);
+    env.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'edges-digest' AND pid <> pg_backend_pid()",
+    );
+    let r = h.join().unwrap();
+    assert_eq!(r.code, 3, "{}", r.all());
+    let l = r.line("posted but not recorded: ");
+    assert!(l.ends_with("; next run will repost 1 edges"), "{l}");
+    assert_eq!(
+        r.level("posted but not recorded"),
+        homelab_core::log::Severity::Error
+    );
+    assert!(!r.has("posted 1 new edges"));
+    assert_eq!(r.json()["result"], "failed");
+    assert_eq!((env.runs(), env.announced()), (0, 0));
+    // The only duplicate case: the next run posts the same edge again, then it is recorded.
+    let r = env.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let texts = env.slack.texts();
+    assert_eq!(texts.len(), 2);
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(env.announced(), 1);
+}
+
+#[test]
+fn wrong_password_is_exit_3_and_the_password_is_never_shown() {
+    let env = Env::new();
+    env.edge("a", "b", "allow", "1 hour", 1);
+    env.sql("CREATE ROLE digest LOGIN PASSWORD 'R1ghtPassw0rd'; GRANT ALL ON DATABASE goldmane_edges TO digest");
+    // Password auth for this role only; the superuser keeps trust for the fixture's psql.
+    let hba = env.sql("SHOW hba_file");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all digest 127.0.0.1/32 scram-sha-256\n{old}"),
+    )
+    .unwrap();
+    env.sql("SELECT pg_reload_conf()");
+    let port = env.pg.port();
+    for dsn in [
+        format!("postgres://digest:Wr0ngPassw0rd@127.0.0.1:{port}/{DB}"),
+        format!("host=127.0.0.1 port={port} user=digest password=Wr0ngPassw0rd dbname={DB}"),
+    ] {
+        let mut vars = env.vars();
+        vars[0].1 = dsn;
+        let r = run(&config(&vars, &["--json"]));
+        assert_eq!(r.code, 3, "{}", r.all());
+        let l = r.line("database: ");
+        assert!(l.contains("password authentication failed"), "{l}");
+        assert!(!r.all().contains("Wr0ngPassw0rd"), "{}", r.all());
+        assert_eq!(r.json()["result"], "failed");
+        let o = bin(&vars, &[]);
+        assert_eq!(o.status.code(), Some(3));
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.contains(" ERROR database: ") && !out.contains("Wr0ngPassw0rd"),
+            "{out}"
+        );
+    }
+    assert!(env.slack.posts().is_empty());
+    assert!(!env.state_tables_exist());
 }
