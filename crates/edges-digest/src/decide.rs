@@ -606,4 +606,61 @@ mod tests {
         };
         assert_eq!(exit_code(Some(&Failure::Slack(tx))), 5);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_row() -> impl Strategy<Value = EdgeRow> {
+            (
+                ".{0,120}",
+                ".{0,120}",
+                prop_oneof![
+                    Just("deny".to_string()),
+                    Just("allow".to_string()),
+                    ".{0,20}"
+                ],
+                proptest::option::of(0i64..i64::MAX),
+            )
+                .prop_map(|(src_ns, dst_ns, action, flow_count)| EdgeRow {
+                    src_ns,
+                    dst_ns,
+                    action,
+                    first_seen: datetime!(2026-06-28 07:42:31 UTC),
+                    flow_count,
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            /// §4.2/§4.3 for any DB content: ≤ 3 500 bytes, one line per shown edge, the tail
+            /// iff something is left out, no raw `<`/`>`, no backtick inside a name.
+            #[test]
+            fn render_is_bounded_and_escaped(
+                rows in proptest::collection::vec(any_row(), 0..250),
+                extra in 0i64..1_000_000,
+                max_edges in 1usize..=200,
+            ) {
+                let total = rows.len() as i64 + extra;
+                let counts = vec![("allow".to_string(), total)];
+                let r = render_text(&counts, &rows, total, &Label::Last("24h".into()), max_edges, MAX_TEXT_BYTES);
+                prop_assert!(r.text.len() <= 3500, "{} bytes", r.text.len());
+                prop_assert!(r.shown <= max_edges && r.shown <= rows.len());
+                prop_assert_eq!(r.more, total - r.shown as i64);
+                let lines: Vec<&str> = r.text.split('\n').collect();
+                let tail = usize::from(r.more > 0);
+                prop_assert_eq!(lines.len(), 1 + r.shown + tail);
+                prop_assert!(!r.text.contains('<') && !r.text.contains('>'));
+                for l in &lines[1..=r.shown] {
+                    prop_assert!(l.starts_with("• `"));
+                    prop_assert_eq!(l.matches('`').count(), 4, "{}", l);
+                }
+                // Greedy: the next row would not have fitted or the cap was reached.
+                if r.shown < rows.len() && r.shown < max_edges {
+                    let head = lines[..=r.shown].join("\n");
+                    prop_assert!(head.len() + 1 + edge_line(&rows[r.shown]).len() > MAX_TEXT_BYTES);
+                }
+            }
+        }
+    }
 }

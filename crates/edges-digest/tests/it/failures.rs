@@ -306,3 +306,43 @@ fn wrong_password_is_exit_3_and_the_password_is_never_shown() {
     assert!(env.slack.posts().is_empty());
     assert!(!env.state_tables_exist());
 }
+
+#[test]
+fn real_pushgateway_keeps_the_success_timestamp_across_a_failure() {
+    // §9.8: POST (not PUT) so `last_success` survives a failed run; §11.5 alerts on its age.
+    let env = Env::new();
+    env.edge("a", "b", "allow", "1 hour", 1);
+    let pgw = testkit::Pushgateway::start();
+    let mut vars = env.vars();
+    vars.push(("PUSHGATEWAY_URL".into(), pgw.url()));
+    let sample = |text: &str, name: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+    };
+    assert_eq!(run(&config(&vars, &[])).code, 0);
+    let m = pgw.metrics_text();
+    let success = sample(&m, "edges_digest_last_success_timestamp_seconds")
+        .expect("success timestamp after a posted run");
+    assert!(
+        m.contains("edges_digest_result{") && m.contains("job=\"edges_digest\""),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "edges_digest_new_edges{").as_deref(), Some("1"));
+
+    env.edge("c", "d", "allow", "1 hour", 1);
+    env.slack.push([error(403, "invalid_token")]);
+    assert_eq!(run(&config(&vars, &[])).code, 4);
+    let m = pgw.metrics_text();
+    let failed = m
+        .lines()
+        .find(|l| l.starts_with("edges_digest_result{") && l.contains("result=\"failed\""))
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(failed.ends_with(" 1"), "{failed}");
+    assert_eq!(
+        sample(&m, "edges_digest_last_success_timestamp_seconds").as_deref(),
+        Some(success.as_str()),
+        "the failure must not erase or move the last success"
+    );
+    assert!(!m.contains(testkit::slack::WEBHOOK_PATH));
+}
