@@ -386,13 +386,38 @@ fn outcome_reason(o: &Outcome) -> String {
     }
 }
 
-/// The webhook URL and its path: neither may appear in any line.
-fn webhook_secrets(url: &str) -> Vec<String> {
+/// The webhook URL, its path and the path's identifying segments (team, bot, token): none may
+/// appear in any line, even when an answer or error echoes only a part of it.
+pub fn webhook_secrets(url: &str) -> Vec<String> {
     let mut v = vec![url.to_string()];
     if let Some(p) = homelab_core::http::UrlParts::parse(url) {
         if p.path.len() > 1 {
             v.push(p.path.clone());
+            v.extend(
+                p.path
+                    .split('/')
+                    .filter(|seg| seg.len() >= 8 && *seg != "services")
+                    .map(str::to_string),
+            );
         }
     }
+    v.sort_by_key(|s| std::cmp::Reverse(s.len()));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_secrets_cover_url_path_and_segments() {
+        let s = webhook_secrets(
+            "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/xyzTOKENxyzTOKENxyz",
+        );
+        let scrubbed = homelab_core::http::scrub(
+            "x https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/xyzTOKENxyzTOKENxyz y /services/T0AAAAAAA/B0BBBBBBB/xyzTOKENxyzTOKENxyz z xyzTOKENxyzTOKENxyz T0AAAAAAA no_service",
+            &s,
+        );
+        assert_eq!(scrubbed, "x *** y *** z *** *** no_service");
+    }
 }
