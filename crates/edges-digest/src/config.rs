@@ -215,12 +215,12 @@ pub fn parse_config(
     let dry_run = boolean(cli.dry_run, "DRY_RUN", false)?;
     let database_url = get(cli.database_url, "DATABASE_URL")
         .ok_or_else(|| bad("DATABASE_URL", "required (postgres URL or key=value DSN)"))?;
-    database_url.parse::<postgres::Config>().map_err(|e| {
+    crate::tls::parse_dsn(&database_url).map_err(|e| {
         bad(
             "DATABASE_URL",
             format!(
                 "invalid: {}",
-                homelab_core::http::scrub(&e.to_string(), std::slice::from_ref(&database_url))
+                homelab_core::http::scrub(&e, std::slice::from_ref(&database_url))
             ),
         )
     })?;

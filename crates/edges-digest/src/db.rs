@@ -4,7 +4,6 @@
 use crate::decide::EdgeRow;
 use homelab_core::Secret;
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
-use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -35,7 +34,7 @@ impl std::fmt::Display for DbError {
 }
 
 fn password_of(dsn: &str) -> Option<String> {
-    let cfg: postgres::Config = dsn.parse().ok()?;
+    let cfg = crate::tls::parse_dsn(dsn).ok()?.config;
     cfg.get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned())
 }
@@ -49,41 +48,24 @@ pub fn scrubbed(e: &dyn std::fmt::Display, dsn: &Secret) -> DbError {
     DbError(text.trim().to_string())
 }
 
-/// Connect (TLS per `sslmode`), name the session and set its timeouts (§3.1).
+/// Connect (TLS per `sslmode`, see `tls.rs`), name the session and set its timeouts (§3.1).
 pub fn connect(dsn: &Secret) -> Result<Client, DbError> {
-    let mut cfg: postgres::Config = dsn.expose().parse().map_err(|e| scrubbed(&e, dsn))?;
+    let parsed = crate::tls::parse_dsn(dsn.expose()).map_err(|e| scrubbed(&e, dsn))?;
+    let mut cfg = parsed.config;
     cfg.application_name("edges-digest");
     cfg.connect_timeout(Duration::from_secs(10));
-    let mut client = if cfg.get_ssl_mode() == postgres::config::SslMode::Disable {
+    let mut client = if parsed.mode == crate::tls::TlsMode::Disable {
         cfg.connect(NoTls)
     } else {
-        cfg.connect(tls())
+        let tls = crate::tls::client_config(parsed.mode, parsed.root_cert.as_deref())
+            .map_err(|e| scrubbed(&e, dsn))?;
+        cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
     }
     .map_err(|e| scrubbed(&full_error(&e), dsn))?;
     client
         .batch_execute(SESSION)
         .map_err(|e| scrubbed(&full_error(&e), dsn))?;
     Ok(client)
-}
-
-fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .unwrap_or_else(|_| {
-            // The ring provider always supports the default versions; keep a usable fallback.
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3 with ring")
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-        });
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 /// `postgres::Error`'s Display hides the server's message behind "db error"; show it.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod decide;
 pub mod report;
+pub mod tls;
 
 use crate::cli::Command;
 use crate::config::{Config, StateMode};

@@ -7,5 +7,6 @@ mod it {
     mod binary;
     mod delivery;
     mod failures;
+    mod tls;
     mod window;
 }
