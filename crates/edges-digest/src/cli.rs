@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Postgres URL or key=value DSN of the goldmane_edges DB (required) [env: DATABASE_URL]
+    /// Postgres URL or key=value DSN of the goldmane_edges DB (required; sslmode disable|prefer|require|verify-ca|verify-full, sslrootcert) [env: DATABASE_URL]
     #[arg(long, global = true, value_name = "DSN")]
     pub database_url: Option<String>,
 

@@ -343,8 +343,12 @@ fn lock_held_for_60s_skips() {
     holder
         .execute("SELECT pg_advisory_lock(7166126151938)", &[])
         .unwrap();
-    let r = env.run(&["--json"]);
+    let pgw = testkit::HttpServer::start(|_| testkit::Reply::new(200));
+    let mut vars = env.vars();
+    vars.push(("PUSHGATEWAY_URL".into(), pgw.url()));
+    let r = run(&config(&vars, &["--json"]));
     assert_eq!(r.code, 0);
+    assert_eq!(pgw.request_count(), 0, "no metrics for a skipped run");
     assert!(r.has("another edges-digest run holds the lock — skipping"));
     assert_eq!(r.sleeps.len(), 60);
     assert!(r.sleeps.iter().all(|d| d.as_secs() == 1));
