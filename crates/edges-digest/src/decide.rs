@@ -183,6 +183,33 @@ pub fn edge_line(r: &EdgeRow) -> String {
     )
 }
 
+/// Byte budget of the `(deny 1, allow 7)` part. The four known actions always fit; a legacy
+/// table full of distinct unknown actions is summed up as `other actions <n>` past this, so the
+/// message stays within its cap for any content.
+pub const COUNTS_MAX_BYTES: usize = 600;
+
+/// `<action> <n>` in the given (rank) order, `, `-joined, bounded by [`COUNTS_MAX_BYTES`].
+pub fn counts_text(counts: &[(String, i64)]) -> String {
+    let mut out = String::new();
+    let mut rest = 0i64;
+    for (a, n) in counts {
+        let part = format!("{} {n}", slack::esc(a, NAME_CAP));
+        // Keep room for the summary (`, other actions <n>` ≤ 40 bytes).
+        if rest == 0 && out.len() + 2 + part.len() + 40 <= COUNTS_MAX_BYTES {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(&part);
+        } else {
+            rest += n;
+        }
+    }
+    if rest > 0 {
+        out.push_str(&format!(", other actions {rest}"));
+    }
+    out
+}
+
 /// §4.3: header, edge lines while they fit, tail iff some are left out. `counts` in rank order.
 pub fn render_text(
     counts: &[(String, i64)],
@@ -196,11 +223,11 @@ pub fn render_text(
     let mut text = if total == 0 {
         format!("*0 new edges {}*", label.text())
     } else {
-        let c: Vec<String> = counts
-            .iter()
-            .map(|(a, n)| format!("{} {n}", slack::esc(a, NAME_CAP)))
-            .collect();
-        format!("*{total} new {noun} {}*  ({})", label.text(), c.join(", "))
+        format!(
+            "*{total} new {noun} {}*  ({})",
+            label.text(),
+            counts_text(counts)
+        )
     };
     let mut shown = 0;
     for r in rows {
@@ -531,6 +558,41 @@ mod tests {
              • `x'y` → `new\u{FFFD}line`  *_~ · 2 flows · first 2026-06-28 01:02Z"
         );
         assert!(!r.text.contains("<!"));
+    }
+
+    #[test]
+    fn many_distinct_unknown_actions_are_summed_up() {
+        let counts: Vec<(String, i64)> = (0..500)
+            .map(|i| (format!("{i:03}{}", "x".repeat(70)), 2))
+            .collect();
+        let t = datetime!(2026-06-28 01:02 UTC);
+        let rows: Vec<EdgeRow> = counts
+            .iter()
+            .take(200)
+            .map(|(a, _)| row("a", "b", a, Some(1), t))
+            .collect();
+        let r = render_text(
+            &counts,
+            &rows,
+            1000,
+            &Label::Last("24h".into()),
+            200,
+            MAX_TEXT_BYTES,
+        );
+        assert!(r.text.len() <= 3500, "{}", r.text.len());
+        let header = r.text.lines().next().unwrap();
+        assert!(header.len() <= COUNTS_MAX_BYTES + 80, "{}", header.len());
+        let shown_actions = header.matches("… 2").count();
+        assert!(
+            header.ends_with(&format!(", other actions {})", 2 * (500 - shown_actions))),
+            "{header}"
+        );
+        assert!(r.shown > 0);
+        // The usual case is untouched.
+        assert_eq!(
+            counts_text(&[("deny".into(), 1), ("allow".into(), 7)]),
+            "deny 1, allow 7"
+        );
     }
 
     #[test]
