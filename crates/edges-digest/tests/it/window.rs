@@ -131,6 +131,51 @@ fn late_row_within_grace_is_announced_once_by_the_next_run() {
 }
 
 #[test]
+fn dst_days_of_23_and_25_hours_lose_nothing() {
+    // 08:00 Europe/London is 23 h after the previous run in spring and 25 h in autumn. The
+    // window reaches back max(24 h, gap) + 2 h grace: 26 h and 27 h.
+    for (gap, back) in [(23, 26), (25, 27)] {
+        let env = Env::new();
+        edges_digest_migrate(&env);
+        env.sql(&format!(
+            "INSERT INTO edge_digest_run (window_start, window_end, new_edges, posted) \
+             VALUES (now() - interval '{gap} hours' - interval '1 day', now() - interval '{gap} hours', 0, false)"
+        ));
+        // Just after the previous end; a late row inside the grace before it; one just outside.
+        env.edge(
+            "after",
+            "prev",
+            "allow",
+            &format!("{gap} hours - 1 minute"),
+            1,
+        );
+        env.edge(
+            "late",
+            "grace",
+            "allow",
+            &format!("{back} hours - 10 minutes"),
+            1,
+        );
+        env.edge(
+            "too",
+            "old",
+            "allow",
+            &format!("{back} hours + 10 minutes"),
+            1,
+        );
+        let r = env.run(&[]);
+        assert_eq!(r.code, 0, "{gap}: {}", r.all());
+        assert!(r.line("window since=").contains("catchup=false"), "{gap}");
+        let t = &env.slack.texts()[0];
+        assert!(t.starts_with("*2 new edges in last 24h*"), "{gap}: {t}");
+        assert!(
+            t.contains("`after`") && t.contains("`late`") && !t.contains("`too`"),
+            "{t}"
+        );
+    }
+}
+
+#[test]
 fn three_failed_days_give_one_catch_up_post_with_since_label() {
     // 12.3 #10
     let env = Env::new();
