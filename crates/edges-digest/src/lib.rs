@@ -312,7 +312,9 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
             ..
         } => {
             if let Some(b) = unexpected_body {
-                warn(world.sink, &report::l_2xxbody(*status, &scrub(b)));
+                // One line, bounded, scrubbed: the body is whatever the server sent.
+                let b = homelab_core::http::excerpt(b, 200, &secrets);
+                warn(world.sink, &report::l_2xxbody(*status, &b));
             }
             if let Err(e) = tx.commit() {
                 let err = db::scrubbed(&db::full_error(&e), &cfg.database_url).0;

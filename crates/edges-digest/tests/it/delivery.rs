@@ -247,6 +247,22 @@ fn unexpected_2xx_body_is_delivered_with_warning() {
 }
 
 #[test]
+fn unexpected_2xx_body_is_logged_on_one_bounded_line() {
+    let env = seeded();
+    let body = format!("<html>\n<body>{}</body>\n</html>", "y".repeat(500));
+    env.slack.push([Reply::text(202, body)]);
+    let r = env.run(&[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let l = r.line("slack answered HTTP 202 body <html> <body>yyy");
+    assert!(!l.contains('\n') && l.chars().count() < 300, "{l}");
+    assert!(
+        l.ends_with("… (expected \"ok\"); treated as delivered"),
+        "{l}"
+    );
+    assert_eq!(env.announced(), 2);
+}
+
+#[test]
 fn post_empty_posts_zero_line_and_dry_run_prints_text_only() {
     let env = Env::new();
     let r = env.run(&["--post-empty"]);
