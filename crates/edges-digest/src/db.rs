@@ -88,6 +88,11 @@ pub fn full_error(e: &postgres::Error) -> String {
     }
 }
 
+/// Whether `edge_digest_run` and `edge_digest_announced` both exist.
+pub fn state_tables_exist(client: &mut Client) -> Result<bool, postgres::Error> {
+    both_tables_exist(client)
+}
+
 fn both_tables_exist(client: &mut Client) -> Result<bool, postgres::Error> {
     let row = client.query_one(
         "SELECT to_regclass('edge_digest_run') IS NOT NULL AND to_regclass('edge_digest_announced') IS NOT NULL",

@@ -139,6 +139,20 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
         }
     };
     let use_state = cfg.state == StateMode::Table;
+    if cfg.command == Command::Migrate && cfg.dry_run {
+        // W2.5: decide and report, mutate nothing.
+        return match db::state_tables_exist(&mut client) {
+            Ok(true) => {
+                info(world.sink, report::L_MIGRATED);
+                None
+            }
+            Ok(false) => {
+                info(world.sink, report::L_MIGRATE_DRYRUN);
+                None
+            }
+            Err(e) => db_fail(world, cfg, &e),
+        };
+    }
     if cfg.command == Command::Migrate || (use_state && !cfg.dry_run) {
         if let Err(e) = db::ensure_state_tables(&mut client) {
             error(

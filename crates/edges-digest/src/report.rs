@@ -96,6 +96,8 @@ pub fn l_push(reason: &str) -> String {
     format!("pushgateway: {reason}")
 }
 pub const L_MIGRATED: &str = "state tables edge_digest_run and edge_digest_announced are ready";
+pub const L_MIGRATE_DRYRUN: &str =
+    "dry-run: state tables edge_digest_run and edge_digest_announced would be created";
 
 /// The `--json` document (§9.7); fields not known for an outcome stay `null`.
 #[derive(Debug, Clone, Default)]

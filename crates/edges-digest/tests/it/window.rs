@@ -404,6 +404,12 @@ fn lock_held_for_60s_skips() {
 #[test]
 fn migrate_creates_state_tables_idempotently() {
     let env = Env::new();
+    let r = env.run(&["migrate", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.has("dry-run: state tables edge_digest_run and edge_digest_announced would be created")
+    );
+    assert!(!env.state_tables_exist());
     for _ in 0..2 {
         let r = env.run(&["migrate"]);
         assert_eq!(r.code, 0, "{}", r.all());
