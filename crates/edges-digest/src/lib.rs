@@ -300,7 +300,14 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
             Err(e) => return db_fail(world, cfg, &e),
         }
     }
-    let webhook = cfg.webhook.as_ref()?;
+    let Some(webhook) = cfg.webhook.as_ref() else {
+        // parse_config refuses this (L-NOWEBHOOK); reaching it is a bug, never a silent success.
+        error(
+            world.sink,
+            "internal error: no SLACK_WEBHOOK_URL outside dry-run; nothing posted or recorded",
+        );
+        return Some(Failure::Internal);
+    };
     let secrets = webhook_secrets(webhook.expose());
     let payload = slack::payload(&r.text, cfg.channel.as_deref());
     let policy = RetryPolicy {

@@ -346,3 +346,18 @@ fn real_pushgateway_keeps_the_success_timestamp_across_a_failure() {
     );
     assert!(!m.contains(testkit::slack::WEBHOOK_PATH));
 }
+
+#[test]
+fn a_config_that_slipped_past_validation_is_exit_1_not_success() {
+    // §7 exit 1: an internal inconsistency (no webhook outside dry-run) fails loudly.
+    let env = Env::new();
+    env.edge("a", "b", "allow", "1 hour", 1);
+    let mut cfg = env.config(&["--json"]);
+    cfg.webhook = None;
+    let r = run(&cfg);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.has("internal error: no SLACK_WEBHOOK_URL outside dry-run"));
+    assert_eq!(r.json()["result"], "failed");
+    assert_eq!((env.runs(), env.announced()), (0, 0));
+    assert!(env.slack.posts().is_empty());
+}
