@@ -85,9 +85,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    /// Compute the digest and post it (default; `digest` is an alias for the original args)
+    /// Compute the digest and post it (the default; the original `digest` argument still works)
     #[command(visible_alias = "digest")]
     Run,
-    /// Create the state tables edge_digest_run and edge_digest_announced, then exit
+    /// Create the state tables edge_digest_run and edge_digest_announced, then exit (with --dry-run: report only)
     Migrate,
 }

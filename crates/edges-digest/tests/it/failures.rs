@@ -236,7 +236,7 @@ fn commit_failure_after_delivery_is_exit_3_and_the_next_run_reposts() {
     env.edge("a", "b", "allow", "1 hour", 1);
     env.run(&["migrate"]);
     env.slack
-        .push([testkit::slack::ok().delay(std::time::Duration::from_secs(2))]);
+        .push([testkit::slack::ok().delay(std::time::Duration::from_secs(4))]);
     let cfg = env.config(&["--json"]);
     let h = std::thread::spawn(move || run(&cfg));
     testkit::wait_until(20, "the digest POST", || env.slack.posts().len() == 1);
