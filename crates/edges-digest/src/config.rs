@@ -540,6 +540,34 @@ mod tests {
     }
 
     #[test]
+    fn malformed_dsns_never_echo_the_password() {
+        for dsn in [
+            "postgres://u:hunter2pw@h:xx/db",
+            "postgres://u:hunter2pw@[::1/db",
+            "postgres://u:hunter2pw@h/db?sslmode=maybe",
+            "postgres://u:hunter2pw@h/db?nosuchoption=1",
+            "postgresql://u:hunter2pw@h/db?password=hunter2pw&port=x",
+            "host='unterminated password=hunter2pw",
+            "host=h password=hunter2pw port=",
+            "host=h password=hunter2pw nosuch=1",
+            "host=h password=hunter2pw connect_timeout=abc",
+            "password=hunter2pw sslmode=verify-full sslrootcert",
+        ] {
+            let mut env = base();
+            env.retain(|(k, _)| *k != "DATABASE_URL");
+            env.push(("DATABASE_URL", dsn));
+            match parse(&env, &[]) {
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(m.starts_with("config DATABASE_URL: "), "{dsn}: {m}");
+                    assert!(!m.contains("hunter2pw"), "{dsn}: {m}");
+                }
+                Ok(c) => assert_eq!(c.database_url.expose(), dsn),
+            }
+        }
+    }
+
+    #[test]
     fn missing_or_empty_webhook() {
         let db = ("DATABASE_URL", "host=127.0.0.1 dbname=x");
         for env in [vec![db], vec![db, ("SLACK_WEBHOOK_URL", "")]] {
