@@ -36,4 +36,19 @@ done
   done
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2
+# The README shows the stripped size of each release binary (W4.4).
+python3 - <<'PY'
+import os, pathlib, re
+rows = ["| binary | stripped release size |", "|---|---|"]
+for main in sorted(pathlib.Path("crates").glob("*/src/main.rs")):
+    b = main.parent.parent.name
+    p = pathlib.Path("target/release") / b
+    if p.is_file():
+        rows.append(f"| `{b}` | {os.path.getsize(p) / 1048576:.2f} MiB |")
+readme = pathlib.Path("README.md")
+text = readme.read_text()
+block = "<!-- BEGIN sizes -->\n" + "\n".join(rows) + "\n<!-- END sizes -->"
+text = re.sub(r"<!-- BEGIN sizes -->.*?<!-- END sizes -->", lambda _m: block, text, flags=re.S)
+readme.write_text(text)
+PY
 if ((${#failed[@]})); then echo "benchmarks failed: ${failed[*]}" >&2; exit 1; fi

@@ -32,7 +32,8 @@ start_postgres() {
 # start_pushgateway: sets PUSHGATEWAY (URL)
 start_pushgateway() {
   local port; port=$(free_port)
-  prometheus-pushgateway --web.listen-address="127.0.0.1:$port" --log.level=error >/dev/null 2>&1 &
+  # --persistence.file= : Debian's default file is shared by every instance on the machine.
+  prometheus-pushgateway --web.listen-address="127.0.0.1:$port" --log.level=error --persistence.file= >/dev/null 2>&1 &
   on_exit "kill $!"
   PUSHGATEWAY="http://127.0.0.1:$port"; export PUSHGATEWAY
   wait_http "$PUSHGATEWAY/-/ready"

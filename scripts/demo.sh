@@ -7,8 +7,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/setup.sh
 echo "== building release binaries (cargo build --release --workspace)" >&2
-cargo build --release --workspace --bins --locked 2>&1 | grep -E '^\s*(Compiling|Finished|error)' | sed 's/^/   /' >&2 || true
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "build failed" >&2; exit 1; }
+BUILD_LOG=$(mktemp /tmp/homelab-build.XXXXXX.log)
+# Progress (one line per crate) while building; the full log is printed only on failure.
+if ! cargo build --release --workspace --bins --locked 2>&1 | tee "$BUILD_LOG" |
+  { grep --line-buffered -E '^\s*(Compiling|Finished)' || true; } | sed 's/^/   /' >&2; then
+  cat "$BUILD_LOG" >&2
+  echo "demo: release build failed (full log above)" >&2
+  exit 1
+fi
+rm -f "$BUILD_LOG"
 export DEMO_BIN="$ROOT/target/release"
 DEMO_TMP=$(mktemp -d /tmp/homelab-demo.XXXXXX)
 export DEMO_TMP

@@ -24,6 +24,17 @@ for main in sorted(pathlib.Path("crates").glob("*/src/main.rs")):
         if marker not in text:
             sys.exit(f"README.md has no '{marker}' marker to insert {b}'s block before")
         text = text.replace(marker, f"### `{b}`\n\n{block}\n\n{marker}")
+# systemd-analyze security exposure of every service (offline: reads the unit file only).
+rows = ["| unit | exposure (systemd-analyze security, lower is better) |", "|---|---|"]
+for unit in sorted(pathlib.Path("systemd").glob("*.service")):
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\S+)", out)
+    rows.append(f"| `{unit.name}` | {m.group(1)} {m.group(2)} |" if m else f"| `{unit.name}` | ? |")
+block = "<!-- BEGIN systemd-security -->\n" + "\n".join(rows) + "\n<!-- END systemd-security -->"
+pat = re.compile(r"<!-- BEGIN systemd-security -->.*?<!-- END systemd-security -->", re.S)
+if pat.search(text):
+    text = pat.sub(lambda _m: block, text)
 readme.write_text(text)
 PY
 echo "README reference blocks regenerated from $bindir" >&2

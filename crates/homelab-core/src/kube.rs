@@ -768,16 +768,97 @@ impl ClusterRead for KubeClient {
     }
 
     fn get_lines(&self, path: &str, on_line: &mut dyn FnMut(&str)) -> Result<u64, KubeError> {
-        let resp = self.get(path, "text/plain;version=0.0.4;q=0.9,*/*;q=0.1")?;
-        let text = std::str::from_utf8(&resp.body).map_err(|_| {
-            KubeError::body(path.split('?').next().unwrap_or(path), "not UTF-8 text")
-        })?;
-        let mut n = 0;
-        for line in text.lines() {
-            on_line(line);
-            n += 1;
+        // Streamed (a 20 MB `/metrics` never sits in memory whole); retried like `get` only
+        // before the first line was handed over, so a line is never seen twice.
+        let clean = path.split('?').next().unwrap_or(path).to_string();
+        let url = format!("{}{}", self.server, path);
+        let auth = self.auth.as_ref().map(|a| a.expose().to_string());
+        let accept = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1";
+        let mut headers: Vec<(&str, &str)> = vec![("Accept", accept)];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
         }
-        Ok(n)
+        let mut attempt = 0usize;
+        loop {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(KubeError::Deadline { path: clean });
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut n = 0u64;
+            let mut bad_utf8 = false;
+            let result = self.http.get_streaming(&url, &headers, &mut |r| {
+                use std::io::BufRead;
+                let mut br = std::io::BufReader::with_capacity(64 * 1024, r);
+                let mut buf = Vec::with_capacity(1024);
+                loop {
+                    buf.clear();
+                    if br.read_until(b'\n', &mut buf)? == 0 {
+                        return Ok(());
+                    }
+                    let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    match std::str::from_utf8(line) {
+                        Ok(l) => on_line(l),
+                        Err(_) => {
+                            bad_utf8 = true;
+                            return Ok(());
+                        }
+                    }
+                    n += 1;
+                }
+            });
+            let (err, retry_after) = match result {
+                Ok(None) if bad_utf8 => return Err(KubeError::body(&clean, "not UTF-8 text")),
+                Ok(None) => return Ok(n),
+                Ok(Some(resp)) => {
+                    let message = status_message(&resp.text(), &self.secrets());
+                    let code = resp.status;
+                    let retry_after = resp
+                        .header("retry-after")
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    let e = match code {
+                        401 => KubeError::Unauthorized {
+                            path: clean.clone(),
+                            message,
+                        },
+                        403 => KubeError::Forbidden {
+                            path: clean.clone(),
+                            message,
+                        },
+                        404 => KubeError::NotFound {
+                            path: clean.clone(),
+                            message,
+                        },
+                        410 => KubeError::Gone {
+                            path: clean.clone(),
+                            message,
+                        },
+                        _ => KubeError::Status {
+                            path: clean.clone(),
+                            code,
+                            message,
+                        },
+                    };
+                    if !(code == 429 || code >= 500) {
+                        return Err(e);
+                    }
+                    (e, retry_after.map(Duration::from_secs))
+                }
+                Err(e) if n > 0 => return Err(transport(&clean, &e)),
+                Err(e) => (transport(&clean, &e), None),
+            };
+            let Some(delay) = self.retry_delays.get(attempt) else {
+                return Err(err);
+            };
+            let delay = retry_after.map_or(*delay, |r| r.max(*delay));
+            if let Some(d) = self.deadline {
+                if Instant::now() + delay >= d {
+                    return Err(err);
+                }
+            }
+            std::thread::sleep(delay);
+            attempt += 1;
+        }
     }
 
     fn list(
@@ -940,8 +1021,51 @@ mod fake_server_tests {
         assert!(reqs.iter().all(|r| r.method == "GET"));
         assert_eq!(
             reqs.iter().filter(|r| r.path() == "/api/v1/nodes").count(),
-            2,
+            1,
             "limit=500 → one page"
+        );
+    }
+
+    #[test]
+    fn get_lines_streams_and_retries_before_the_first_line() {
+        let fk = FakeKube::start(cluster_with_nodes(1));
+        let body: String = (0..50_000)
+            .map(|i| format!("m{{i=\"{i}\"}} 1\r\n"))
+            .collect();
+        fk.with(|c| {
+            c.metrics = body.clone();
+            c.faults.push(Fault {
+                path_prefix: "/metrics".into(),
+                kind: FaultKind::Status(503, "warming up".into()),
+                times: Some(1),
+            });
+        });
+        let c = client_for(&fk);
+        let mut seen = Vec::new();
+        let n = c
+            .get_lines("/metrics", &mut |l| seen.push(l.len()))
+            .unwrap();
+        assert_eq!(n, 50_000);
+        assert_eq!(seen.len(), 50_000, "each line once despite the retry");
+        assert_eq!(
+            fk.requests()
+                .iter()
+                .filter(|r| r.path() == "/metrics")
+                .count(),
+            2
+        );
+        fk.with(|c| {
+            c.faults.push(Fault {
+                path_prefix: "/metrics".into(),
+                kind: FaultKind::Status(403, "metrics is forbidden".into()),
+                times: None,
+            })
+        });
+        let e = c.get_lines("/metrics", &mut |_| {}).unwrap_err();
+        assert!(matches!(e, KubeError::Forbidden { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "GET /metrics: HTTP 403: metrics is forbidden"
         );
     }
 

@@ -572,6 +572,208 @@ pub fn helm_secret_with_payload(ns: &str, name: &str, revision: u32, payload: &[
 }
 
 // ---------------------------------------------------------------------------------------------
+// Scenario files (the `fake-kube` binary, demos and benchmarks)
+
+/// Build a cluster from a scenario document:
+///
+/// ```json
+/// {"git_version": "v1.34.9",
+///  "nodes": [{"name": "k8s-node1", "kubelet": "v1.34.9", "runtime": "containerd://2.1.5"}],
+///  "workloads": [{"kind": "Deployment", "namespace": "kyverno", "name": "kyverno-admission-controller",
+///                 "container": "kyverno", "image": "reg.kyverno.io/kyverno/kyverno:v1.16.2",
+///                 "labels": {"app.kubernetes.io/version": "v1.16.2"}, "status": {"readyReplicas": 0}}],
+///  "applied": [{"resource": "networking.k8s.io/v1/ingresses", "kind": "Ingress", "namespace": "web",
+///               "name": "shop", "last_applied": "extensions/v1beta1", "count": 1}],
+///  "helm_releases": [{"namespace": "web", "name": "shop", "revision": 3, "chart": "shop", "chart_version": "1.2.0",
+///                     "manifest": "apiVersion: …", "manifest_repeat": 1, "hooks": [], "gzip": true}],
+///  "deprecated_metrics": [["flowcontrol.apiserver.k8s.io", "v1beta3", "flowschemas", "1.32"]],
+///  "metrics_padding_bytes": 0, "default_limit": null, "expire_continue": 0,
+///  "faults": [{"path_prefix": "/api/v1/secrets", "status": 403, "message": "secrets is forbidden", "times": null},
+///             {"path_prefix": "/version", "delay_ms": 1500}, {"path_prefix": "/apis", "garbage": true}]}
+/// ```
+///
+/// `count` > 1 repeats an applied object with `-<i>` name suffixes; `manifest_repeat` repeats
+/// the manifest (benchmarks); `metrics_padding_bytes` adds ordinary series to `/metrics`.
+pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
+    let mut c = FakeCluster::default();
+    let s = |v: &Value, k: &str| -> Result<String, String> {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("scenario: {k} missing in {v}"))
+    };
+    if let Some(g) = doc["git_version"].as_str() {
+        c.git_version = g.to_string();
+    }
+    for n in doc["nodes"].as_array().into_iter().flatten() {
+        c.add_node(node(&s(n, "name")?, &s(n, "kubelet")?, &s(n, "runtime")?));
+    }
+    for w in doc["workloads"].as_array().into_iter().flatten() {
+        let labels: Vec<(String, String)> = w["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lref: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let name = s(w, "name")?;
+        let container = w["container"].as_str().map_or(name.clone(), str::to_string);
+        let mut obj = workload(
+            w["kind"].as_str().unwrap_or("Deployment"),
+            &s(w, "namespace")?,
+            &name,
+            &container,
+            &s(w, "image")?,
+            &lref,
+        );
+        if let Some(st) = w["status"].as_object() {
+            for (k, v) in st {
+                obj["status"][k] = v.clone();
+            }
+        }
+        if let Some(g) = w["generation"].as_i64() {
+            obj["metadata"]["generation"] = json!(g);
+        }
+        c.add_workload(obj);
+    }
+    for a in doc["applied"].as_array().into_iter().flatten() {
+        let res = s(a, "resource")?;
+        let kind = s(a, "kind")?;
+        let api = {
+            let parts: Vec<&str> = res.trim_start_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["", v, _] | [v, _] => v.to_string(),
+                [g, v, _] => format!("{g}/{v}"),
+                _ => {
+                    return Err(format!(
+                        "scenario: resource {res:?} is not <group>/<version>/<resource>"
+                    ))
+                }
+            }
+        };
+        let key = if res.matches('/').count() == 1 {
+            format!("/{res}")
+        } else {
+            res.clone()
+        };
+        let count = a["count"].as_u64().unwrap_or(1);
+        let name = s(a, "name")?;
+        let objs: Vec<Value> = (0..count)
+            .map(|i| {
+                let n = if count == 1 {
+                    name.clone()
+                } else {
+                    format!("{name}-{i}")
+                };
+                applied_object(
+                    &api,
+                    &kind,
+                    a["namespace"].as_str(),
+                    &n,
+                    a["last_applied"].as_str(),
+                )
+            })
+            .collect();
+        c.add(&key, objs);
+    }
+    for h in doc["helm_releases"].as_array().into_iter().flatten() {
+        let manifest = h["manifest"]
+            .as_str()
+            .unwrap_or("")
+            .repeat(h["manifest_repeat"].as_u64().unwrap_or(1) as usize);
+        let hooks: Vec<(String, String)> = h["hooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                (
+                    x["path"]
+                        .as_str()
+                        .unwrap_or("templates/hook.yaml")
+                        .to_string(),
+                    x["manifest"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let href: Vec<(&str, &str)> = hooks
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let secret = if let Some(raw) = h["raw_payload"].as_str() {
+            helm_secret_with_payload(&s(h, "namespace")?, &s(h, "name")?, 1, raw.as_bytes())
+        } else {
+            helm_release_secret(
+                &s(h, "namespace")?,
+                &s(h, "name")?,
+                h["revision"].as_u64().unwrap_or(1) as u32,
+                (&s(h, "chart")?, &s(h, "chart_version")?),
+                &manifest,
+                &href,
+                h["gzip"].as_bool().unwrap_or(true),
+            )
+        };
+        c.add("/v1/secrets", [secret]);
+    }
+    let dep: Vec<(String, String, String, String)> = doc["deprecated_metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let g = |i: usize| x[i].as_str().unwrap_or("").to_string();
+            (g(0), g(1), g(2), g(3))
+        })
+        .collect();
+    let dref: Vec<(&str, &str, &str, &str)> = dep
+        .iter()
+        .map(|(a, b, c, d)| (a.as_str(), b.as_str(), c.as_str(), d.as_str()))
+        .collect();
+    c.metrics = default_metrics(&dref);
+    let pad = doc["metrics_padding_bytes"].as_u64().unwrap_or(0) as usize;
+    if pad > 0 {
+        let mut extra = String::with_capacity(pad + 256);
+        extra.push_str("# HELP apiserver_request_duration_seconds_bucket [STABLE] Response latency distribution.\n# TYPE apiserver_request_duration_seconds histogram\n");
+        let mut i = 0u64;
+        while extra.len() < pad {
+            extra.push_str(&format!(
+                "apiserver_request_duration_seconds_bucket{{component=\"apiserver\",dry_run=\"\",group=\"apps\",resource=\"r{}\",scope=\"cluster\",subresource=\"\",verb=\"LIST\",version=\"v1\",le=\"{}\"}} {}\n",
+                i % 977, i % 40, i * 7
+            ));
+            i += 1;
+        }
+        c.metrics.push_str(&extra);
+    }
+    if let Some(l) = doc["default_limit"].as_u64() {
+        c.default_limit = Some(l as usize);
+    }
+    for f in doc["faults"].as_array().into_iter().flatten() {
+        let kind = if let Some(code) = f["status"].as_u64() {
+            FaultKind::Status(code as u16, f["message"].as_str().unwrap_or("").to_string())
+        } else if let Some(ms) = f["delay_ms"].as_u64() {
+            FaultKind::Delay(Duration::from_millis(ms))
+        } else if f["garbage"].as_bool() == Some(true) {
+            FaultKind::Garbage
+        } else if f["hang"].as_bool() == Some(true) {
+            FaultKind::Hang
+        } else {
+            return Err(format!(
+                "scenario: fault {f} needs status, delay_ms, garbage or hang"
+            ));
+        };
+        c.faults.push(Fault {
+            path_prefix: s(f, "path_prefix")?,
+            kind,
+            times: f["times"].as_u64().map(|t| t as u32),
+        });
+    }
+    c.expire_continue = doc["expire_continue"].as_u64().unwrap_or(0) as u32;
+    Ok(c)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Server
 
 /// Throwaway PKI: a CA, the server certificate (127.0.0.1, localhost) and a client certificate.

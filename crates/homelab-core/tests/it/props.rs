@@ -76,3 +76,60 @@ proptest! {
         prop_assert_eq!(g[0].samples.len(), n);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any string: parsing never panics, and a refusal quotes the input it refused.
+    #[test]
+    fn version_parsers_never_panic(s in "\\PC{0,24}|[v0-9.+ -]{0,16}") {
+        use homelab_core::version::KubeVersion;
+        if let Err(e) = KubeVersion::parse_target(&s) {
+            let quoted = format!("{:?}", s);
+            prop_assert!(e.to_string().contains(&quoted));
+        }
+        let _ = KubeVersion::parse_server(&s);
+    }
+
+    /// A triple round-trips through both syntaxes (with and without `v`, with a server suffix),
+    /// and ordering is numeric, never lexicographic.
+    #[test]
+    fn version_round_trip_and_numeric_order(
+        a in (0u32..1000, 0u32..1000, 0u32..1000),
+        b in (0u32..1000, 0u32..1000, 0u32..1000),
+        v in proptest::bool::ANY,
+        suffix in "([-+][a-z0-9.]{1,8})?",
+    ) {
+        use homelab_core::version::KubeVersion;
+        let ka = KubeVersion::new(a.0, a.1, a.2);
+        let kb = KubeVersion::new(b.0, b.1, b.2);
+        let text = format!("{}{ka}", if v { "v" } else { "" });
+        prop_assert_eq!(KubeVersion::parse_target(&text).unwrap(), ka);
+        prop_assert_eq!(KubeVersion::parse_server(&format!("{text}{suffix}")).unwrap(), ka);
+        prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        prop_assert_eq!(KubeVersion::parse_target(&ka.kubeadm_arg()).unwrap(), ka);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Arbitrary kubeconfig text (garbage, YAML of the wrong shape, truncated real ones) is an
+    /// error naming the file, never a panic, and never echoes a token it saw.
+    #[test]
+    fn kubeconfig_loader_never_panics(
+        junk in "\\PC{0,200}",
+        cut in 0usize..400,
+    ) {
+        let real = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nusers:\n- name: u\n  user:\n    token: s3cr3t-t0ken-value\n";
+        let dir = tempfile::tempdir().unwrap();
+        for (i, text) in [junk.clone(), real[..cut.min(real.len())].to_string()].iter().enumerate() {
+            let p = dir.path().join(format!("config{i}"));
+            std::fs::write(&p, text).unwrap();
+            if let Err(e) = homelab_core::kube::load_kubeconfig(p.to_str().unwrap(), None) {
+                let msg = e.to_string();
+                prop_assert!(!msg.contains("s3cr3t-t0ken-value"), "token leaked: {}", msg);
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+mod it {
+    mod cases;
+    mod common;
+    mod deploy;
+    mod faults;
+    mod library;
+    mod push;
+    mod removed;
+}

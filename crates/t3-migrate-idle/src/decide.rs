@@ -1,0 +1,453 @@
+//! Pure decisions over plain data: the idle-gate verdict (§5.5), timestamp parsing (§5.4),
+//! name/version validation (§4 6a/6f), USER_MAP lookup (§2.3), systemctl/t3 output parsing
+//! (§2.5) and the dispatch cookie test (§7.3). No I/O, no clock.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// What the gate read from `projection_thread_sessions` (§5.3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reading {
+    pub rows: i64,
+    pub active: i64,
+    /// `max(updated_at)` as text; `None` when the table is empty or the maximum is NULL.
+    pub latest: Option<String>,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Safe {
+        idle: Option<i64>,
+    },
+    /// A turn is running, or not quiet long enough; `idle` as computed (None when no threads
+    /// or unparseable).
+    NotIdle {
+        active: i64,
+        idle: Option<i64>,
+    },
+    /// Any doubt: reading failed, unparseable timestamp, clock skew.
+    Error(String),
+}
+
+impl Verdict {
+    pub fn is_safe(&self) -> bool {
+        matches!(self, Verdict::Safe { .. })
+    }
+}
+
+/// §5.5, in order. `now` is the current UTC instant.
+pub fn verdict(reading: Result<&Reading, &str>, now: OffsetDateTime, quiet: u64) -> Verdict {
+    let r = match reading {
+        Ok(r) => r,
+        Err(e) => return Verdict::Error(e.to_string()),
+    };
+    if r.active != 0 {
+        let idle = r.latest.as_deref().and_then(|l| idle_seconds(l, now));
+        return Verdict::NotIdle {
+            active: r.active,
+            idle,
+        };
+    }
+    if r.rows == 0 {
+        return Verdict::Safe { idle: None };
+    }
+    let Some(latest) = r.latest.as_deref() else {
+        return Verdict::Error("threads present but no updated_at".into());
+    };
+    let Some(idle) = idle_seconds(latest, now) else {
+        return Verdict::Error(format!(
+            "unparseable updated_at {}",
+            escape_name(latest.as_bytes())
+        ));
+    };
+    if idle < 0 {
+        return Verdict::Error(format!(
+            "updated_at is {}s in the future (clock skew)",
+            -idle
+        ));
+    }
+    if idle as u64 >= quiet {
+        Verdict::Safe { idle: Some(idle) }
+    } else {
+        Verdict::NotIdle {
+            active: 0,
+            idle: Some(idle),
+        }
+    }
+}
+
+/// The original's text pair `<active>|<idle>` (§5.6) mapped onto the verdict: active must be
+/// all digits, idle empty (= no threads) or a signed integer. Used for the §9.1 table.
+pub fn verdict_from_pair(pair: &str, quiet: u64) -> bool {
+    let Some((a, i)) = pair.split_once('|') else {
+        return false;
+    };
+    if a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(active) = a.parse::<i64>() else {
+        return false;
+    };
+    if active != 0 {
+        return false;
+    }
+    if i.is_empty() {
+        return true;
+    }
+    match i.parse::<i64>() {
+        Ok(idle) => idle >= 0 && idle as u64 >= quiet,
+        Err(_) => false,
+    }
+}
+
+/// Parse a t3 timestamp (§5.4): `YYYY-MM-DD[T ]HH:MM:SS[.fff][Z|±HH:MM]`; no zone = UTC.
+pub fn parse_ts(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    if s.len() < 19 || !s.is_ascii() {
+        return None;
+    }
+    let norm = s.replacen(' ', "T", 1);
+    if let Ok(t) = OffsetDateTime::parse(&norm, &Rfc3339) {
+        return Some(t);
+    }
+    // No zone at all: read as UTC (what SQLite's julianday does).
+    let fmt = format_description!(
+        version = 2,
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(&norm, &fmt)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
+}
+
+/// Whole seconds from `latest` to `now`, truncated toward zero; None if unparseable.
+pub fn idle_seconds(latest: &str, now: OffsetDateTime) -> Option<i64> {
+    let t = parse_ts(latest)?;
+    let d = now - t;
+    Some(d.whole_seconds())
+}
+
+/// §4 6a: `^[a-z_][a-z0-9_-]{0,31}$`, and never `root`.
+pub fn valid_user_name(name: &[u8]) -> Result<&str, &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && matches!(name[0], b'a'..=b'z' | b'_')
+        && name[1..]
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'));
+    if !ok {
+        return Err("not a valid user name");
+    }
+    let s = std::str::from_utf8(name).map_err(|_| "not a valid user name")?;
+    if s == "root" {
+        return Err("root is never migrated");
+    }
+    Ok(s)
+}
+
+/// §4 6f: `^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$`.
+pub fn valid_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'_' | b'-'))
+}
+
+/// All whitespace removed (marker content, last-good).
+pub fn strip_ws(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Printable form of a directory entry name: control characters and non-UTF-8 bytes escaped.
+pub fn escape_name(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    let mut out = String::new();
+    if s.as_bytes() != b {
+        for &c in b {
+            if c.is_ascii_graphic() || c == b' ' {
+                out.push(c as char);
+            } else {
+                out.push_str(&format!("\\x{c:02x}"));
+            }
+        }
+        return out;
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// §2.3 reverse lookup: the authentik name of OS user `u`, or None.
+pub fn authentik_name(map: &str, u: &str) -> Option<String> {
+    for line in map.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if line.matches('=').count() != 1 {
+            continue;
+        }
+        let (l, r) = line.split_once('=')?;
+        if strip_ws(r) == u {
+            let l = strip_ws(l);
+            return if l.is_empty() { None } else { Some(l) };
+        }
+    }
+    None
+}
+
+/// §2.5 `t3 --version`: last whitespace-separated token, one leading `v` removed.
+pub fn parse_t3_version(out: &str) -> Option<String> {
+    let tok = out.split_whitespace().last()?;
+    let v = tok.strip_prefix('v').unwrap_or(tok);
+    if v.is_empty() {
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+/// §2.5 start time from `--timestamp=unix` output (`@<epoch>`).
+pub fn parse_start_unix(out: &str) -> Option<i64> {
+    let v = out.trim().strip_prefix('@')?;
+    let n: i64 = v.parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+/// §2.5 fallback: `Www YYYY-MM-DD HH:MM:SS UTC`.
+pub fn parse_start_text(out: &str) -> Option<i64> {
+    let parts: Vec<&str> = out.split_whitespace().collect();
+    let [_wd, date, clock, zone] = parts.as_slice() else {
+        return None;
+    };
+    if *zone != "UTC" {
+        return None;
+    }
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let t = PrimitiveDateTime::parse(&format!("{date} {clock}"), &fmt).ok()?;
+    Some(t.assume_utc().unix_timestamp())
+}
+
+/// §6.3/§4 6d: seconds after the deferral the unit was restarted, when that makes the marker
+/// obsolete (start strictly after mtime).
+pub fn obsolete_after(start: Option<i64>, mtime: i64) -> Option<i64> {
+    let s = start?;
+    (s > mtime).then_some(s - mtime)
+}
+
+/// §7.3: a `Set-Cookie` value that sets `t3_session` (after optional whitespace, ASCII
+/// case-insensitive). `t3_session_<port>_<hash>` is not it.
+pub fn is_t3_session_cookie(value: &str) -> bool {
+    let v = value.trim_start().as_bytes();
+    let want = b"t3_session=";
+    v.len() >= want.len() && v[..want.len()].eq_ignore_ascii_case(want)
+}
+
+/// What a pass would do with one marker (status, JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Clear,
+    SkipNotIdle,
+    SkipError,
+    Migrate,
+    Ignore,
+    Failed,
+    Migrated,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Clear => "clear",
+            Action::SkipNotIdle => "skip-not-idle",
+            Action::SkipError => "skip-error",
+            Action::Migrate => "migrate",
+            Action::Ignore => "ignore",
+            Action::Failed => "failed",
+            Action::Migrated => "migrated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-21 12:00:00 UTC);
+
+    fn r(rows: i64, active: i64, latest: Option<&str>) -> Reading {
+        Reading {
+            rows,
+            active,
+            latest: latest.map(str::to_string),
+        }
+    }
+
+    // §9.1 #1-#6 over the original's text pair.
+    #[test]
+    fn original_pair_table() {
+        assert!(verdict_from_pair("0|1000", 900), "#1");
+        assert!(!verdict_from_pair("1|1000", 900), "#2");
+        assert!(!verdict_from_pair("0|100", 900), "#3");
+        assert!(verdict_from_pair("0|", 900), "#4");
+        assert!(!verdict_from_pair("x|1000", 900), "#5");
+        assert!(!verdict_from_pair("0|-30", 900), "#6");
+        assert!(!verdict_from_pair("|1000", 900));
+        assert!(!verdict_from_pair("garbage", 900));
+    }
+
+    // The same six cases through the real verdict over readings.
+    #[test]
+    fn verdict_table() {
+        let ago = |s: i64| (NOW - time::Duration::seconds(s)).format(&Rfc3339).unwrap();
+        assert!(verdict(Ok(&r(2, 0, Some(&ago(1000)))), NOW, 900).is_safe());
+        assert!(!verdict(Ok(&r(2, 1, Some(&ago(1000)))), NOW, 900).is_safe());
+        assert!(!verdict(Ok(&r(2, 0, Some(&ago(100)))), NOW, 900).is_safe());
+        assert_eq!(
+            verdict(Ok(&r(0, 0, None)), NOW, 900),
+            Verdict::Safe { idle: None }
+        );
+        assert!(matches!(verdict(Err("boom"), NOW, 900), Verdict::Error(_)));
+        assert!(matches!(
+            verdict(Ok(&r(1, 0, Some(&ago(-30)))), NOW, 900),
+            Verdict::Error(_)
+        ));
+    }
+
+    // §9.2.1 boundaries.
+    #[test]
+    fn boundaries() {
+        let ago = |s: i64| (NOW - time::Duration::seconds(s)).format(&Rfc3339).unwrap();
+        assert!(verdict(Ok(&r(1, 0, Some(&ago(900)))), NOW, 900).is_safe());
+        assert!(!verdict(Ok(&r(1, 0, Some(&ago(899)))), NOW, 900).is_safe());
+        assert!(verdict(Ok(&r(1, 0, Some(&ago(0)))), NOW, 0).is_safe());
+    }
+
+    // §9.2.2 garbage timestamp is not safe (deviation from the original).
+    #[test]
+    fn garbage_timestamp_not_safe() {
+        assert!(matches!(
+            verdict(Ok(&r(1, 0, Some("garbage"))), NOW, 900),
+            Verdict::Error(_)
+        ));
+        assert!(matches!(
+            verdict(Ok(&r(1, 0, None)), NOW, 900),
+            Verdict::Error(_)
+        ));
+    }
+
+    // §9.2.3 formats.
+    #[test]
+    fn timestamp_forms_agree() {
+        let z = idle_seconds("2026-06-21T10:00:00.000Z", NOW).unwrap();
+        assert_eq!(z, 7200);
+        assert_eq!(idle_seconds("2026-06-21T10:00:00Z", NOW), Some(z));
+        assert_eq!(idle_seconds("2026-06-21T12:00:00+02:00", NOW), Some(z));
+        assert_eq!(idle_seconds("2026-06-21T12:00:00.000+02:00", NOW), Some(z));
+        assert_eq!(idle_seconds("2026-06-21 10:00:00", NOW), Some(z));
+        assert_eq!(idle_seconds("2026-06-21T10:00:00", NOW), Some(z));
+        // Truncation toward zero.
+        assert_eq!(idle_seconds("2026-06-21T11:59:59.400Z", NOW), Some(0));
+        assert_eq!(idle_seconds("2026-06-21T12:00:00.600Z", NOW), Some(0));
+        assert_eq!(idle_seconds("2026-06-21T12:00:01.600Z", NOW), Some(-1));
+        assert_eq!(idle_seconds("garbage", NOW), None);
+        assert_eq!(idle_seconds("", NOW), None);
+    }
+
+    #[test]
+    fn user_names() {
+        assert_eq!(valid_user_name(b"wizard"), Ok("wizard"));
+        assert!(valid_user_name(b"_svc-1").is_ok());
+        for bad in [
+            &b"../x"[..],
+            b"a/b",
+            b".hidden",
+            b"Foo Bar",
+            b"root",
+            b"\xff\xfe",
+            b"",
+            b"1abc",
+            b"abcdefghijabcdefghijabcdefghijabc",
+        ] {
+            assert!(valid_user_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert!(valid_version("0.0.34-nightly.20260621.613"));
+        assert!(valid_version("1.2.3+build_4"));
+        assert!(!valid_version("../../x"));
+        assert!(!valid_version(""));
+        assert!(!valid_version("-1"));
+        assert!(!valid_version(&"a".repeat(129)));
+        assert_eq!(strip_ws(" 0.1 \n\t"), "0.1");
+    }
+
+    // §9.2.9
+    #[test]
+    fn user_map_lookup() {
+        let m = "# comment\n\n  # indented comment=wizard\nx=y=wizard\n alice = wizard \nbob=wizard\n=carol\n";
+        assert_eq!(authentik_name(m, "wizard").as_deref(), Some("alice"));
+        assert_eq!(authentik_name(m, "carol"), None);
+        assert_eq!(authentik_name(m, "nobody"), None);
+        assert_eq!(authentik_name("", "wizard"), None);
+    }
+
+    #[test]
+    fn t3_version_output() {
+        assert_eq!(parse_t3_version("t3 v0.0.34\n").as_deref(), Some("0.0.34"));
+        assert_eq!(
+            parse_t3_version("0.0.35-nightly.1").as_deref(),
+            Some("0.0.35-nightly.1")
+        );
+        assert_eq!(parse_t3_version("vv1").as_deref(), Some("v1"));
+        assert_eq!(parse_t3_version("  \n"), None);
+        assert_eq!(parse_t3_version("v"), None);
+    }
+
+    #[test]
+    fn start_times() {
+        assert_eq!(parse_start_unix("@1750500000\n"), Some(1_750_500_000));
+        assert_eq!(parse_start_unix("\n"), None);
+        assert_eq!(parse_start_unix("@0"), None);
+        assert_eq!(parse_start_unix("n/a"), None);
+        assert_eq!(
+            parse_start_text("Sat 2026-06-21 10:00:00 UTC"),
+            Some(datetime!(2026-06-21 10:00:00 UTC).unix_timestamp())
+        );
+        assert_eq!(parse_start_text("Sat 2026-06-21 10:00:00 CEST"), None);
+        assert_eq!(parse_start_text(""), None);
+        assert_eq!(obsolete_after(Some(10), 5), Some(5));
+        assert_eq!(obsolete_after(Some(5), 5), None);
+        assert_eq!(obsolete_after(None, 5), None);
+        assert_eq!(obsolete_after(Some(4), 5), None);
+    }
+
+    #[test]
+    fn cookie_names() {
+        assert!(is_t3_session_cookie("t3_session=abc; Path=/; HttpOnly"));
+        assert!(is_t3_session_cookie("  T3_SESSION=x"));
+        assert!(!is_t3_session_cookie("t3_session_3773_ab=x"));
+        assert!(!is_t3_session_cookie("other=1"));
+        assert!(!is_t3_session_cookie("t3_session"));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape_name(b"a\nb"), "a\\nb");
+        assert_eq!(escape_name(b"\xffx"), "\\xffx");
+        assert_eq!(escape_name(b"Foo Bar"), "Foo Bar");
+    }
+}

@@ -1,0 +1,383 @@
+//! Validated configuration built once from the command line (§2.1) and the optional user-map
+//! file (§2.4). Every error names the input at fault.
+
+use crate::cli::Opts;
+use crate::decide::{parse_duration, UserEntry, UserMap, DEFAULT_PERIOD, DEFAULT_PREFIX};
+use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_VAULT_ADDR: &str = "https://vault.viktorbarzin.me";
+pub const DEFAULT_CONFIG: &str = "/etc/homelab/vault-token-renew.json";
+pub const LOG_NAME: &str = "vault-token-renew.log";
+pub const LOCK_NAME: &str = "vault-token-renew.lock";
+pub const STATE_NAME: &str = "vault-token-renew.state.json";
+
+/// `FAIL: config <what>: <reason>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config {}: {}", self.what, self.reason)
+    }
+}
+
+fn cerr(what: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Treat an empty value as unset (§2.1 "unset or empty → default").
+fn non_empty<T: AsRef<std::ffi::OsStr>>(v: &Option<T>) -> Option<&T> {
+    v.as_ref().filter(|s| !s.as_ref().is_empty())
+}
+
+/// Where things live for this user; resolvable before the lock is taken.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub user: String,
+    pub home: PathBuf,
+    pub state_dir: PathBuf,
+    pub token_file: PathBuf,
+    pub log_file: PathBuf,
+    pub lock_file: PathBuf,
+    pub state_file: PathBuf,
+    pub config_file: PathBuf,
+}
+
+/// The effective uid's passwd entry: `(name, home)`.
+fn passwd_entry() -> Option<(String, PathBuf)> {
+    let u = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok()??;
+    Some((u.name, u.dir))
+}
+
+impl Paths {
+    pub fn resolve(opts: &Opts) -> Result<Paths, ConfigError> {
+        let pw = passwd_entry();
+        let user = match non_empty(&opts.user) {
+            Some(u) => u.clone(),
+            None => pw.as_ref().map(|p| p.0.clone()).ok_or_else(|| {
+                cerr(
+                    "user",
+                    format!(
+                        "effective uid {} has no passwd entry; set VTR_USER/--user",
+                        nix::unistd::geteuid()
+                    ),
+                )
+            })?,
+        };
+        let home = match non_empty(&opts.home) {
+            Some(h) => h.clone(),
+            None => pw.map(|p| p.1).ok_or_else(|| {
+                cerr(
+                    "HOME",
+                    "unset and the effective uid has no passwd entry; set HOME/--home",
+                )
+            })?,
+        };
+        let state_dir = non_empty(&opts.state_home)
+            .cloned()
+            .unwrap_or_else(|| home.join(".local/state"));
+        let config_file = non_empty(&opts.config)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        Ok(Paths {
+            user,
+            token_file: home.join(".vault-token"),
+            log_file: state_dir.join(LOG_NAME),
+            lock_file: state_dir.join(LOCK_NAME),
+            state_file: state_dir.join(STATE_NAME),
+            home,
+            state_dir,
+            config_file,
+        })
+    }
+}
+
+/// How to reach Vault.
+#[derive(Clone)]
+pub struct VaultSettings {
+    pub addr: String,
+    pub ca_pem: Option<Vec<u8>>,
+    pub namespace: Option<String>,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for VaultSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultSettings")
+            .field("addr", &self.addr)
+            .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Validate `VAULT_ADDR` (§2.1): scheme http/https, a host, trailing `/` stripped.
+pub fn validate_addr(raw: &str) -> Result<String, String> {
+    let addr = raw.trim().trim_end_matches('/').to_string();
+    let Some((scheme, rest)) = addr.split_once("://") else {
+        return Err(format!(
+            "{raw:?} is not a URL (expected http:// or https://)"
+        ));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!("scheme {scheme:?} is not http or https"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err("the URL needs a host and no user info".to_string());
+    }
+    if rest.contains(['?', '#']) || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL must not carry a query, fragment or whitespace".to_string());
+    }
+    Ok(addr)
+}
+
+impl VaultSettings {
+    pub fn from_opts(opts: &Opts) -> Result<VaultSettings, ConfigError> {
+        let addr = match non_empty(&opts.vault_addr) {
+            Some(a) => validate_addr(a).map_err(|r| cerr("VAULT_ADDR", r))?,
+            None => DEFAULT_VAULT_ADDR.to_string(),
+        };
+        let ca_pem = match non_empty(&opts.cacert) {
+            Some(p) => {
+                let pem = std::fs::read(p)
+                    .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
+                homelab_core::http::parse_pem_certs(&pem)
+                    .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
+                Some(pem)
+            }
+            None => None,
+        };
+        let namespace = non_empty(&opts.namespace).cloned();
+        if let Some(ns) = &namespace {
+            if ns.chars().any(|c| c.is_control()) {
+                return Err(cerr("VAULT_NAMESPACE", "contains control characters"));
+            }
+        }
+        let timeout = match non_empty(&opts.http_timeout) {
+            Some(t) => match t.trim().parse::<f64>() {
+                Ok(s) if s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(cerr(
+                        "VTR_HTTP_TIMEOUT",
+                        format!("{t:?} is not a number of seconds in (0, 3600]"),
+                    ))
+                }
+            },
+            None => Duration::from_secs(30),
+        };
+        Ok(VaultSettings {
+            addr,
+            ca_pem,
+            namespace,
+            timeout,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    version: u32,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    display_name_prefix: Option<String>,
+    users: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    required_policy: String,
+    mint_policies: Vec<String>,
+    #[serde(default)]
+    remint_hint: Option<String>,
+}
+
+fn valid_user_key(k: &str) -> bool {
+    let mut cs = k.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && cs.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+/// Load the user map (§2.4): the file when it exists, else the built-in table. `euid` is the
+/// uid that may own the file besides root.
+pub fn load_user_map(path: &Path, euid: u32) -> Result<UserMap, ConfigError> {
+    let what = path.display().to_string();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserMap::builtin()),
+        Err(e) => return Err(cerr(what, e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(cerr(what, "not a regular file"));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(cerr(
+            what,
+            format!(
+                "mode {:04o} is group- or world-writable; chmod go-w it",
+                meta.permissions().mode() & 0o7777
+            ),
+        ));
+    }
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(cerr(
+            what,
+            format!("owned by uid {}, expected root or uid {euid}", meta.uid()),
+        ));
+    }
+    let text = std::fs::read(path).map_err(|e| cerr(&what, e.to_string()))?;
+    parse_user_map(&text, &what).map_err(|r| cerr(&what, r))
+}
+
+/// Parse and validate the JSON document of §2.4.2/§2.4.3.
+pub fn parse_user_map(text: &[u8], source: &str) -> Result<UserMap, String> {
+    let doc: FileDoc = serde_json::from_slice(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    if doc.version != 1 {
+        return Err(format!(
+            "version {} is not supported (expected 1)",
+            doc.version
+        ));
+    }
+    let period = doc.period.unwrap_or_else(|| DEFAULT_PERIOD.to_string());
+    if parse_duration(&period).is_none_or(|s| s <= 0) {
+        return Err(format!(
+            "period {period:?} is not a Vault duration like \"768h\""
+        ));
+    }
+    let prefix = doc
+        .display_name_prefix
+        .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+    if prefix.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("display_name_prefix contains whitespace or control characters".into());
+    }
+    let mut users = Vec::new();
+    for (name, v) in doc.users {
+        if !valid_user_key(&name) {
+            return Err(format!(
+                "user key {name:?} does not match ^[a-z_][a-z0-9_.-]*$"
+            ));
+        }
+        let u: FileUser = serde_json::from_value(v).map_err(|e| format!("users.{name}: {e}"))?;
+        if u.mint_policies.is_empty() {
+            return Err(format!("users.{name}.mint_policies is empty"));
+        }
+        for (i, p) in u.mint_policies.iter().enumerate() {
+            if p.trim().is_empty() {
+                return Err(format!("users.{name}.mint_policies has an empty name"));
+            }
+            if u.mint_policies[..i].contains(p) {
+                return Err(format!("users.{name}.mint_policies lists {p:?} twice"));
+            }
+        }
+        if u.required_policy.trim().is_empty() {
+            return Err(format!("users.{name}.required_policy is empty"));
+        }
+        if u.required_policy == "default" {
+            return Err(format!(
+                "users.{name}.required_policy must not be \"default\" (every token has it)"
+            ));
+        }
+        if !u.mint_policies.contains(&u.required_policy) {
+            return Err(format!(
+                "users.{name}.required_policy {:?} is not in mint_policies",
+                u.required_policy
+            ));
+        }
+        users.push((
+            name,
+            UserEntry {
+                required_policy: u.required_policy,
+                mint_policies: u.mint_policies,
+                remint_hint: u.remint_hint.filter(|h| !h.trim().is_empty()),
+            },
+        ));
+    }
+    Ok(UserMap {
+        period,
+        display_name_prefix: prefix,
+        users,
+        source: source.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_rules() {
+        assert_eq!(validate_addr("http://h:8200/").unwrap(), "http://h:8200");
+        assert_eq!(
+            validate_addr("https://v.example").unwrap(),
+            "https://v.example"
+        );
+        assert!(validate_addr("ftp://h").unwrap_err().contains("scheme"));
+        assert!(validate_addr("vault.example").is_err());
+        assert!(validate_addr("http://").is_err());
+        assert!(validate_addr("http://u:p@h").is_err());
+    }
+
+    #[test]
+    fn good_file() {
+        let m = parse_user_map(
+            br#"{"version":1,"users":{"root":{"required_policy":"a","mint_policies":["a","b"],"remint_hint":"ask"}}}"#,
+            "/x.json",
+        )
+        .unwrap();
+        assert_eq!(m.period, "768h");
+        assert_eq!(m.display_name_prefix, "devvm-");
+        assert_eq!(m.users[0].0, "root");
+        assert_eq!(m.users[0].1.remint_hint.as_deref(), Some("ask"));
+        assert_eq!(m.source, "/x.json");
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            ("{", "invalid JSON"),
+            (r#"{"version":2,"users":{}}"#, "version 2"),
+            (
+                r#"{"version":1,"users":{"a":{"required_policy":"x","mint_policies":["y"]}}}"#,
+                "not in mint_policies",
+            ),
+            (
+                r#"{"version":1,"users":{"a":{"required_policy":"default","mint_policies":["default"]}}}"#,
+                "must not be \"default\"",
+            ),
+            (
+                r#"{"version":1,"users":{"a":{"required_policy":"x","mint_policies":[]}}}"#,
+                "is empty",
+            ),
+            (
+                r#"{"version":1,"users":{"a":{"required_policy":"x","mint_policies":["x","x"]}}}"#,
+                "twice",
+            ),
+            (
+                r#"{"version":1,"users":{"a":{"required_policy":"x","mint_policies":["x",""]}}}"#,
+                "empty name",
+            ),
+            (
+                r#"{"version":1,"users":{"A":{"required_policy":"x","mint_policies":["x"]}}}"#,
+                "does not match",
+            ),
+            (r#"{"version":1,"period":"soon","users":{}}"#, "period"),
+            (r#"{"version":1,"users":{},"extra":1}"#, "unknown field"),
+        ];
+        for (doc, want) in cases {
+            let e = parse_user_map(doc.as_bytes(), "f").unwrap_err();
+            assert!(e.contains(want), "{doc}: {e}");
+        }
+    }
+}

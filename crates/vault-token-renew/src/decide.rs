@@ -1,0 +1,765 @@
+//! Pure decisions over plain data (spec §2.3, §3.6, §4 step 6, §5.5, §8.1, §8.2): no I/O, no
+//! clock. Every table case of §10.1 is a unit test at the bottom of this file.
+
+use serde_json::Value;
+
+/// One OS user's entry of the user map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub required_policy: String,
+    pub mint_policies: Vec<String>,
+    pub remint_hint: Option<String>,
+}
+
+/// The whole user map: built-in (§2.3) or from the config file (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMap {
+    pub period: String,
+    pub display_name_prefix: String,
+    pub users: Vec<(String, UserEntry)>,
+    /// `built-in table` or the config file path, for the L-MAP line.
+    pub source: String,
+}
+
+pub const DEFAULT_PERIOD: &str = "768h";
+pub const DEFAULT_PREFIX: &str = "devvm-";
+
+impl UserMap {
+    /// The compiled-in parity table of §2.3.
+    pub fn builtin() -> Self {
+        let e = |req: &str, mint: &[&str]| UserEntry {
+            required_policy: req.to_string(),
+            mint_policies: mint.iter().map(|s| s.to_string()).collect(),
+            remint_hint: None,
+        };
+        UserMap {
+            period: DEFAULT_PERIOD.to_string(),
+            display_name_prefix: DEFAULT_PREFIX.to_string(),
+            users: vec![
+                (
+                    "wizard".into(),
+                    e("vault-admin", &["vault-admin", "sops-admin"]),
+                ),
+                (
+                    "emo".into(),
+                    e("personal-emo", &["default", "personal-emo", "projects-emo"]),
+                ),
+            ],
+            source: "built-in table".to_string(),
+        }
+    }
+}
+
+/// Everything a run needs to know about the user's scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub user: String,
+    pub required_policy: String,
+    pub mint_policies: Vec<String>,
+    pub mint_display_name: String,
+    pub expected_display_name: String,
+    pub period: String,
+    pub hint: String,
+}
+
+/// Map an OS user to its scope; `None` = unmapped (refuse, §4 step 3).
+pub fn resolve(map: &UserMap, user: &str) -> Option<Scope> {
+    let (_, e) = map.users.iter().find(|(u, _)| u == user)?;
+    let mint_display_name = format!("{}{user}", map.display_name_prefix);
+    let expected_display_name = vault_display_name(&mint_display_name);
+    let hint = e
+        .remint_hint
+        .clone()
+        .unwrap_or_else(|| manual_hint(&map.period, &e.mint_policies, &mint_display_name));
+    Some(Scope {
+        user: user.to_string(),
+        required_policy: e.required_policy.clone(),
+        mint_policies: e.mint_policies.clone(),
+        mint_display_name,
+        expected_display_name,
+        period: map.period.clone(),
+        hint,
+    })
+}
+
+/// What Vault stores for a requested display name (§2.3.1): `token-` prefix, every character
+/// outside `[A-Za-z0-9-]` replaced by `-`, one trailing `-` trimmed.
+pub fn vault_display_name(requested: &str) -> String {
+    let full: String = format!("token-{requested}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    full.strip_suffix('-').map(str::to_string).unwrap_or(full)
+}
+
+/// The generated manual re-mint command (§5.1).
+pub fn manual_hint(period: &str, mint_policies: &[String], mint_display_name: &str) -> String {
+    let pol: Vec<String> = mint_policies
+        .iter()
+        .map(|p| format!("-policy={p}"))
+        .collect();
+    format!(
+        "vault login -method=oidc && vault token create -orphan -period={period} {} -display-name={mint_display_name} -field=token > ~/.vault-token && chmod 600 ~/.vault-token",
+        pol.join(" ")
+    )
+}
+
+/// The fields of a lookup answer the tool uses (§3 table, §3.6).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenInfo {
+    pub display_name: String,
+    /// `data.policies` followed by `data.identity_policies`, non-strings ignored.
+    pub policies: Vec<String>,
+    pub accessor: String,
+    pub ttl: Option<i64>,
+    pub period: Option<i64>,
+    pub explicit_max_ttl: Option<i64>,
+    pub renewable: Option<bool>,
+    pub orphan: Option<bool>,
+    pub expire_time: Option<String>,
+    pub token_type: Option<String>,
+}
+
+fn strings(v: &Value) -> impl Iterator<Item = String> + '_ {
+    v.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+}
+
+fn str_field(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Parse a lookup answer (`lookup-self` or `lookup-accessor`). A missing `data` object is an
+/// error: missing fields are never taken for "ours" (§7).
+pub fn parse_lookup(doc: &Value) -> Result<TokenInfo, String> {
+    let d = doc
+        .get("data")
+        .filter(|d| d.is_object())
+        .ok_or("answer has no data object")?;
+    Ok(TokenInfo {
+        display_name: str_field(&d["display_name"]),
+        policies: strings(&d["policies"])
+            .chain(strings(&d["identity_policies"]))
+            .collect(),
+        accessor: str_field(&d["accessor"]),
+        ttl: d["ttl"].as_i64(),
+        period: d["period"].as_i64(),
+        explicit_max_ttl: d["explicit_max_ttl"].as_i64(),
+        renewable: d["renewable"].as_bool(),
+        orphan: d["orphan"].as_bool(),
+        expire_time: d["expire_time"].as_str().map(str::to_string),
+        token_type: d["type"].as_str().map(str::to_string),
+    })
+}
+
+/// The policy set joined by `,` (the `policies=` part of L-HBAD).
+pub fn policy_csv(info: &TokenInfo) -> String {
+    info.policies.join(",")
+}
+
+/// Drift guard (§4 step 6): exact display name AND the required policy as an exact element.
+pub fn is_ours(scope: &Scope, info: &TokenInfo) -> bool {
+    info.display_name == scope.expected_display_name
+        && info.policies.contains(&scope.required_policy)
+}
+
+/// Sweep rule (§5.5b): stale iff keep is known, the name is ours, and the accessor is another.
+pub fn is_stale(expected_display_name: &str, keep_accessor: &str, info: &TokenInfo) -> bool {
+    !keep_accessor.is_empty()
+        && info.display_name == expected_display_name
+        && !info.accessor.is_empty()
+        && info.accessor != keep_accessor
+}
+
+/// How a failed mint is reported (§5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintFailure {
+    /// 400/403 or no client token: the foreign token lacks authority (L-DRIFT).
+    Denied,
+    /// Transport, 5xx, bad JSON: may work next run (L-DRIFT2).
+    Failed,
+}
+
+pub fn classify_mint_failure(status: Option<u16>) -> MintFailure {
+    match status {
+        Some(400 | 403) => MintFailure::Denied,
+        _ => MintFailure::Failed,
+    }
+}
+
+/// Dry-run (§8.2): does a capability list allow an orphan create?
+pub fn create_permitted(caps: &[String]) -> bool {
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    has("root") || (has("sudo") && (has("create") || has("update")))
+}
+
+/// Dry-run: does a capability list allow listing accessors?
+pub fn list_permitted(caps: &[String]) -> bool {
+    caps.iter().any(|x| x == "root" || x == "list")
+}
+
+/// Parse a Vault duration (`768h`, `32d`, `1h30m`, `3600`) into seconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s.chars().all(|c| c.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        let mul = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(mul)?)?;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+/// `status` health (§8.1), worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Stale,
+    Warning,
+    Drift,
+    Error,
+}
+
+impl Health {
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Healthy => "HEALTHY",
+            Health::Stale => "STALE",
+            Health::Warning => "WARNING",
+            Health::Drift => "DRIFT",
+            Health::Error => "ERROR",
+        }
+    }
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Health::Healthy => 0,
+            Health::Stale | Health::Warning | Health::Drift => 1,
+            Health::Error => 2,
+        }
+    }
+}
+
+const DAY: i64 = 86_400;
+/// The timer runs daily (§9); `status` warns when the period is under twice that (§8.7).
+pub const RENEW_INTERVAL: i64 = DAY;
+
+/// Health of a looked-up token plus the reasons behind a WARNING/STALE verdict.
+pub fn health(scope: &Scope, info: &TokenInfo) -> (Health, Vec<String>) {
+    if !is_ours(scope, info) {
+        return (
+            Health::Drift,
+            vec!["token is not this user's periodic token".into()],
+        );
+    }
+    let mut warn = Vec::new();
+    let period = info.period.unwrap_or(0);
+    let ttl = info.ttl.unwrap_or(0);
+    if period == 0 {
+        warn.push("period is 0 (not a periodic token)".to_string());
+    } else if period < 2 * RENEW_INTERVAL {
+        warn.push(format!(
+            "period {period}s is shorter than twice the daily renewal interval"
+        ));
+    }
+    if info.renewable != Some(true) {
+        warn.push("token is not renewable".into());
+    }
+    if info.orphan != Some(true) {
+        warn.push("token is not an orphan".into());
+    }
+    if info.explicit_max_ttl.unwrap_or(0) > 0 {
+        warn.push(format!(
+            "explicit_max_ttl is {}s",
+            info.explicit_max_ttl.unwrap_or(0)
+        ));
+    }
+    if ttl < 7 * DAY {
+        warn.push(format!("ttl {ttl}s is under 7 days"));
+    }
+    if !warn.is_empty() {
+        return (Health::Warning, warn);
+    }
+    if ttl < period - 2 * DAY {
+        return (
+            Health::Stale,
+            vec![format!(
+                "ttl {ttl}s is under period − 48h: at least two daily renewals were missed"
+            )],
+        );
+    }
+    (Health::Healthy, Vec::new())
+}
+
+/// `1d 2h 3m 4s`-style rendering of seconds for humans.
+pub fn human_secs(s: i64) -> String {
+    if s < 0 {
+        return format!("-{}", human_secs(-s));
+    }
+    let (d, h, m, sec) = (s / DAY, s % DAY / 3600, s % 3600 / 60, s % 60);
+    let mut parts = Vec::new();
+    if d > 0 {
+        parts.push(format!("{d}d"));
+    }
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if sec > 0 || parts.is_empty() {
+        parts.push(format!("{sec}s"));
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wizard() -> Scope {
+        resolve(&UserMap::builtin(), "wizard").expect("wizard mapped")
+    }
+    fn emo() -> Scope {
+        resolve(&UserMap::builtin(), "emo").expect("emo mapped")
+    }
+    fn tok(dn: &str, pols: &[&str]) -> TokenInfo {
+        TokenInfo {
+            display_name: dn.to_string(),
+            policies: pols.iter().map(|s| s.to_string()).collect(),
+            ..TokenInfo::default()
+        }
+    }
+    fn ours_fixture() -> Value {
+        json!({"data":{"display_name":"token-devvm-wizard","policies":["default","sops-admin","vault-admin"],"identity_policies":null}})
+    }
+    fn oidc_fixture() -> Value {
+        json!({"data":{"display_name":"oidc-vbarzin","policies":["default"],"identity_policies":["sops-admin","vault-admin"]}})
+    }
+    fn wp_fixture() -> Value {
+        json!({"data":{"display_name":"kubernetes-woodpecker-default","policies":["ci","default","terraform-state"],"identity_policies":[]}})
+    }
+    fn with_accessor(mut v: Value, acc: &str) -> Value {
+        v["data"]["accessor"] = json!(acc);
+        v
+    }
+    fn parsed(v: &Value) -> TokenInfo {
+        parse_lookup(v).expect("parse")
+    }
+
+    // §10.1 cases 1-5.
+    #[test]
+    fn t01_resolve_wizard() {
+        assert!(resolve(&UserMap::builtin(), "wizard").is_some());
+    }
+    #[test]
+    fn t02_wizard_expected_display_name() {
+        assert_eq!(wizard().expected_display_name, "token-devvm-wizard");
+    }
+    #[test]
+    fn t03_wizard_required_policy() {
+        assert_eq!(wizard().required_policy, "vault-admin");
+    }
+    #[test]
+    fn t04_wizard_mint_display_name() {
+        assert_eq!(wizard().mint_display_name, "devvm-wizard");
+    }
+    #[test]
+    fn t05_wizard_mint_policies() {
+        assert_eq!(wizard().mint_policies, ["vault-admin", "sops-admin"]);
+    }
+    // 6-10.
+    #[test]
+    fn t06_resolve_emo() {
+        assert!(resolve(&UserMap::builtin(), "emo").is_some());
+    }
+    #[test]
+    fn t07_emo_expected_display_name() {
+        assert_eq!(emo().expected_display_name, "token-devvm-emo");
+    }
+    #[test]
+    fn t08_emo_required_policy() {
+        assert_eq!(emo().required_policy, "personal-emo");
+    }
+    #[test]
+    fn t09_emo_mint_display_name() {
+        assert_eq!(emo().mint_display_name, "devvm-emo");
+    }
+    #[test]
+    fn t10_emo_mint_policies() {
+        assert_eq!(
+            emo().mint_policies,
+            ["default", "personal-emo", "projects-emo"]
+        );
+    }
+    // 11.
+    #[test]
+    fn t11_unmapped_user_refused() {
+        assert_eq!(resolve(&UserMap::builtin(), "nobody-xyz"), None);
+    }
+    // 12-20: wizard guard.
+    #[test]
+    fn t12_guard_ours_full() {
+        assert!(is_ours(
+            &wizard(),
+            &tok(
+                "token-devvm-wizard",
+                &["default", "sops-admin", "vault-admin"]
+            )
+        ));
+    }
+    #[test]
+    fn t13_guard_ours_minimal() {
+        assert!(is_ours(
+            &wizard(),
+            &tok("token-devvm-wizard", &["default", "vault-admin"])
+        ));
+    }
+    #[test]
+    fn t14_guard_order_irrelevant() {
+        assert!(is_ours(
+            &wizard(),
+            &tok("token-devvm-wizard", &["vault-admin", "default"])
+        ));
+    }
+    #[test]
+    fn t15_guard_woodpecker_foreign() {
+        assert!(!is_ours(
+            &wizard(),
+            &tok(
+                "kubernetes-woodpecker-default",
+                &["ci", "default", "terraform-state"]
+            )
+        ));
+    }
+    #[test]
+    fn t16_guard_admin_wrong_dn_foreign() {
+        assert!(!is_ours(
+            &wizard(),
+            &tok("oidc-vbarzin", &["default", "sops-admin", "vault-admin"])
+        ));
+    }
+    #[test]
+    fn t17_guard_missing_required_policy() {
+        assert!(!is_ours(
+            &wizard(),
+            &tok("token-devvm-wizard", &["default", "sops-admin"])
+        ));
+    }
+    #[test]
+    fn t18_guard_empty_dn() {
+        assert!(!is_ours(&wizard(), &tok("", &["vault-admin"])));
+    }
+    #[test]
+    fn t19_guard_no_policies() {
+        assert!(!is_ours(&wizard(), &tok("token-devvm-wizard", &[])));
+    }
+    #[test]
+    fn t20_guard_no_substring_match() {
+        assert!(!is_ours(
+            &wizard(),
+            &tok("token-devvm-wizard", &["default", "vault-admin-ro"])
+        ));
+    }
+    // 21-25: emo guard.
+    #[test]
+    fn t21_emo_ours() {
+        assert!(is_ours(
+            &emo(),
+            &tok("token-devvm-emo", &["default", "personal-emo"])
+        ));
+    }
+    #[test]
+    fn t22_emo_right_policy_wrong_dn() {
+        assert!(!is_ours(
+            &emo(),
+            &tok("oidc-emil.barzin@gmail.com", &["default", "personal-emo"])
+        ));
+    }
+    #[test]
+    fn t23_emo_missing_policy() {
+        assert!(!is_ours(&emo(), &tok("token-devvm-emo", &["default"])));
+    }
+    #[test]
+    fn t24_emo_no_substring_match() {
+        assert!(!is_ours(
+            &emo(),
+            &tok("token-devvm-emo", &["default", "personal-emo-ro"])
+        ));
+    }
+    #[test]
+    fn t25_emo_never_another_users_token() {
+        assert!(!is_ours(
+            &emo(),
+            &tok(
+                "token-devvm-wizard",
+                &["default", "sops-admin", "vault-admin"]
+            )
+        ));
+    }
+    // 26-30: parsing.
+    #[test]
+    fn t26_display_name_ours() {
+        assert_eq!(parsed(&ours_fixture()).display_name, "token-devvm-wizard");
+    }
+    #[test]
+    fn t27_display_name_oidc() {
+        assert_eq!(parsed(&oidc_fixture()).display_name, "oidc-vbarzin");
+    }
+    #[test]
+    fn t28_policy_csv_ours() {
+        assert_eq!(
+            policy_csv(&parsed(&ours_fixture())),
+            "default,sops-admin,vault-admin"
+        );
+    }
+    #[test]
+    fn t29_policy_csv_oidc_token_then_identity() {
+        assert_eq!(
+            policy_csv(&parsed(&oidc_fixture())),
+            "default,sops-admin,vault-admin"
+        );
+    }
+    #[test]
+    fn t30_policy_csv_woodpecker() {
+        assert_eq!(
+            policy_csv(&parsed(&wp_fixture())),
+            "ci,default,terraform-state"
+        );
+    }
+    // 31-33: parse + guard.
+    #[test]
+    fn t31_parse_guard_ours() {
+        assert!(is_ours(&wizard(), &parsed(&ours_fixture())));
+    }
+    #[test]
+    fn t32_parse_guard_woodpecker() {
+        assert!(!is_ours(&wizard(), &parsed(&wp_fixture())));
+    }
+    #[test]
+    fn t33_parse_guard_oidc() {
+        assert!(!is_ours(&wizard(), &parsed(&oidc_fixture())));
+    }
+    // 34-35: accessor.
+    #[test]
+    fn t34_accessor_new() {
+        assert_eq!(
+            parsed(&with_accessor(ours_fixture(), "acc-new")).accessor,
+            "acc-new"
+        );
+    }
+    #[test]
+    fn t35_accessor_absent() {
+        assert_eq!(parsed(&json!({"data":{"display_name":"x"}})).accessor, "");
+    }
+    // 36-43: stale?
+    fn stale_wizard(keep: &str, v: Value) -> bool {
+        is_stale(&wizard().expected_display_name, keep, &parsed(&v))
+    }
+    #[test]
+    fn t36_stale_old_periodic_revoked() {
+        assert!(stale_wizard(
+            "acc-new",
+            with_accessor(ours_fixture(), "acc-old")
+        ));
+    }
+    #[test]
+    fn t37_just_minted_kept() {
+        assert!(!stale_wizard(
+            "acc-new",
+            with_accessor(ours_fixture(), "acc-new")
+        ));
+    }
+    #[test]
+    fn t38_foreign_oidc_kept() {
+        assert!(!stale_wizard(
+            "acc-new",
+            with_accessor(oidc_fixture(), "acc-old")
+        ));
+    }
+    #[test]
+    fn t39_woodpecker_kept() {
+        assert!(!stale_wizard(
+            "acc-new",
+            with_accessor(wp_fixture(), "acc-old")
+        ));
+    }
+    #[test]
+    fn t40_no_accessor_kept() {
+        assert!(!stale_wizard("acc-new", ours_fixture()));
+    }
+    #[test]
+    fn t41_empty_keep_sweeps_nothing() {
+        assert!(!stale_wizard("", with_accessor(ours_fixture(), "acc-old")));
+    }
+    #[test]
+    fn t42_emo_stale() {
+        let v = json!({"data":{"display_name":"token-devvm-emo","accessor":"acc-old","policies":["default","personal-emo"]}});
+        assert!(is_stale(
+            &emo().expected_display_name,
+            "acc-new",
+            &parsed(&v)
+        ));
+    }
+    #[test]
+    fn t43_emo_never_sweeps_wizard() {
+        let v = with_accessor(ours_fixture(), "acc-old");
+        assert!(!is_stale(
+            &emo().expected_display_name,
+            "acc-new",
+            &parsed(&v)
+        ));
+    }
+
+    // Beyond the table.
+    #[test]
+    fn missing_data_is_an_error_and_non_strings_are_ignored() {
+        assert!(parse_lookup(&json!({"auth": null})).is_err());
+        assert!(parse_lookup(&json!({"data": null})).is_err());
+        let t = parsed(
+            &json!({"data":{"display_name":"x","policies":["a",1,null,"b"],"identity_policies":{"x":1}}}),
+        );
+        assert_eq!(t.policies, ["a", "b"]);
+    }
+
+    #[test]
+    fn display_name_sanitising() {
+        assert_eq!(vault_display_name("devvm-a.b"), "token-devvm-a-b");
+        assert_eq!(vault_display_name("devvm-x_"), "token-devvm-x");
+        assert_eq!(vault_display_name("devvm-x__"), "token-devvm-x-");
+    }
+
+    #[test]
+    fn hint_lists_policies_in_order() {
+        assert_eq!(
+            wizard().hint,
+            "vault login -method=oidc && vault token create -orphan -period=768h -policy=vault-admin -policy=sops-admin -display-name=devvm-wizard -field=token > ~/.vault-token && chmod 600 ~/.vault-token"
+        );
+        let mut m = UserMap::builtin();
+        m.users[1].1.remint_hint = Some("ask an admin".into());
+        assert_eq!(resolve(&m, "emo").unwrap().hint, "ask an admin");
+    }
+
+    #[test]
+    fn mint_failure_classes() {
+        assert_eq!(classify_mint_failure(Some(400)), MintFailure::Denied);
+        assert_eq!(classify_mint_failure(Some(403)), MintFailure::Denied);
+        assert_eq!(classify_mint_failure(Some(503)), MintFailure::Failed);
+        assert_eq!(classify_mint_failure(None), MintFailure::Failed);
+    }
+
+    #[test]
+    fn capability_checks() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(create_permitted(&v(&["root"])));
+        assert!(create_permitted(&v(&["create", "sudo"])));
+        assert!(create_permitted(&v(&["update", "sudo"])));
+        assert!(!create_permitted(&v(&["create", "update"])));
+        assert!(!create_permitted(&v(&["sudo"])));
+        assert!(list_permitted(&v(&["list"])));
+        assert!(!list_permitted(&v(&["deny"])));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("768h"), Some(2_764_800));
+        assert_eq!(parse_duration("32d"), Some(2_764_800));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("60"), Some(60));
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("5h3"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    fn healthy_info() -> TokenInfo {
+        TokenInfo {
+            ttl: Some(2_764_000),
+            period: Some(2_764_800),
+            explicit_max_ttl: Some(0),
+            renewable: Some(true),
+            orphan: Some(true),
+            ..tok("token-devvm-wizard", &["default", "vault-admin"])
+        }
+    }
+
+    #[test]
+    fn health_verdicts() {
+        let s = wizard();
+        assert_eq!(health(&s, &healthy_info()).0, Health::Healthy);
+        let stale = TokenInfo {
+            ttl: Some(2_764_800 - 3 * DAY),
+            ..healthy_info()
+        };
+        assert_eq!(health(&s, &stale).0, Health::Stale);
+        for bad in [
+            TokenInfo {
+                period: Some(0),
+                ..healthy_info()
+            },
+            TokenInfo {
+                renewable: Some(false),
+                ..healthy_info()
+            },
+            TokenInfo {
+                orphan: Some(false),
+                ..healthy_info()
+            },
+            TokenInfo {
+                explicit_max_ttl: Some(10),
+                ..healthy_info()
+            },
+            TokenInfo {
+                ttl: Some(6 * DAY),
+                ..healthy_info()
+            },
+            TokenInfo {
+                period: Some(DAY),
+                ttl: Some(DAY),
+                ..healthy_info()
+            },
+        ] {
+            assert_eq!(health(&s, &bad).0, Health::Warning, "{bad:?}");
+        }
+        assert_eq!(health(&s, &tok("token", &["root"])).0, Health::Drift);
+        assert_eq!(Health::Error.exit_code(), 2);
+        assert_eq!(Health::Drift.exit_code(), 1);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_secs(2_764_800), "32d");
+        assert_eq!(human_secs(90_061), "1d 1h 1m 1s");
+        assert_eq!(human_secs(0), "0s");
+    }
+}

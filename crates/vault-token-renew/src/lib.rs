@@ -1,0 +1,428 @@
+//! `vault-token-renew`: keep this user's periodic Vault/OpenBao token alive (spec
+//! `vault-token-renew.md`). `run` wires config → I/O → decide → report and owns the exit code.
+
+pub mod cli;
+pub mod config;
+pub mod decide;
+pub mod metrics;
+pub mod quote;
+pub mod report;
+pub mod status;
+pub mod tokenfile;
+pub mod vault;
+
+use cli::{Cli, Cmd, Opts};
+use config::{load_user_map, Paths, VaultSettings};
+use decide::{classify_mint_failure, is_ours, parse_lookup, MintFailure, Scope, TokenInfo};
+use homelab_core::fsx::{try_lock, LockError};
+use homelab_core::Secret;
+use report::{Outcome, Reporter, RunResult, Sweep};
+use serde_json::{json, Value};
+use vault::{HttpVault, TokenApi, VaultError};
+
+/// Entry point: returns the process exit code (see `cli::EXIT_CODES`).
+pub fn run(cli: Cli) -> i32 {
+    warn_env_tokens();
+    match cli.command {
+        None => run_cmd(&cli.opts, false),
+        Some(Cmd::Run(a)) => run_cmd(&cli.opts, a.dry_run),
+        Some(Cmd::Status) => status::status(&cli.opts),
+    }
+}
+
+/// §2.1: VAULT_TOKEN/BAO_TOKEN are ignored; say so once.
+fn warn_env_tokens() {
+    for v in ["VAULT_TOKEN", "BAO_TOKEN"] {
+        if std::env::var_os(v).is_some_and(|x| !x.is_empty()) {
+            eprintln!(
+                "WARNING: {v} is set and ignored: vault-token-renew always uses ~/.vault-token"
+            );
+        }
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn run_cmd(opts: &Opts, dry_run: bool) -> i32 {
+    let paths = match Paths::resolve(opts) {
+        Ok(p) => p,
+        Err(e) => {
+            // No home → no log file: stderr only.
+            let text = report::config_failed(&e);
+            eprintln!("{} {text}", homelab_core::log::timestamp());
+            if opts.json {
+                print_json(&Outcome::fail(RunResult::Fail, text).to_json());
+            }
+            return 1;
+        }
+    };
+    if dry_run {
+        return dry_run_cmd(opts, &paths);
+    }
+    let _lock = match try_lock(&paths.lock_file) {
+        Ok(g) => g,
+        Err(LockError::Busy) => {
+            eprintln!("{}", report::skip(&paths.lock_file));
+            if opts.json {
+                print_json(
+                    &json!({"result": "skipped", "dn": null, "ttl": null, "swept": 0, "error": null}),
+                );
+            }
+            return 0;
+        }
+        Err(LockError::Io(e)) => {
+            let mut rep = Reporter::new(&paths.log_file);
+            let text = format!("FAIL: lock {}: {e}", paths.lock_file.display());
+            rep.line(&text);
+            if opts.json {
+                print_json(&Outcome::fail(RunResult::Fail, text).to_json());
+            }
+            return 1;
+        }
+    };
+    let mut rep = Reporter::new(&paths.log_file);
+    let outcome = renew(opts, &paths, &mut rep);
+    for w in metrics::publish(
+        &outcome,
+        now_unix(),
+        &paths.state_file,
+        opts.metrics_textfile
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty()),
+        opts.pushgateway_url.as_deref().filter(|u| !u.is_empty()),
+        &paths.user,
+    ) {
+        eprintln!("{w}");
+    }
+    if opts.json {
+        print_json(&outcome.to_json());
+    }
+    if outcome.result.success() && !rep.log_failed {
+        0
+    } else {
+        1
+    }
+}
+
+/// Everything before the first HTTP call: config, user map, scope, token file.
+pub struct Prepared {
+    pub vault: VaultSettings,
+    pub scope: Scope,
+    pub token: Secret,
+}
+
+/// Steps 2–4 of §4; `Err` carries the FAIL text (no HTTP has happened).
+pub fn prepare(opts: &Opts, paths: &Paths) -> Result<Prepared, String> {
+    let vault = VaultSettings::from_opts(opts).map_err(|e| report::config_failed(&e))?;
+    let map = load_user_map(&paths.config_file, nix::unistd::geteuid().as_raw())
+        .map_err(|e| report::config_failed(&e))?;
+    let scope = decide::resolve(&map, &paths.user)
+        .ok_or_else(|| report::unmapped(&paths.user, &map.source))?;
+    let read =
+        tokenfile::read(&paths.token_file).map_err(|p| report::lookup_failed(&p.to_string()))?;
+    if let Some(w) = read.warning {
+        eprintln!("{w}");
+    }
+    Ok(Prepared {
+        vault,
+        scope,
+        token: read.token,
+    })
+}
+
+fn client(p: &Prepared) -> Result<HttpVault, String> {
+    HttpVault::new(&p.vault).map_err(|e| format!("FAIL: config VAULT_CACERT: {e}"))
+}
+
+/// Look a token up and parse the answer; a 2xx without `data` is an error at this step.
+fn lookup(api: &dyn TokenApi, token: &Secret) -> Result<(Value, TokenInfo), VaultError> {
+    let v = api.lookup_self(token)?;
+    let info = parse_lookup(&v).map_err(|w| vault::shape_error("GET", vault::LOOKUP_SELF, &w))?;
+    Ok((v, info))
+}
+
+/// §4 steps 2–8 (the lock is held by the caller).
+fn renew(opts: &Opts, paths: &Paths, rep: &mut Reporter) -> Outcome {
+    let p = match prepare(opts, paths) {
+        Ok(p) => p,
+        Err(text) => {
+            rep.line(&text);
+            return Outcome::fail(RunResult::Fail, text);
+        }
+    };
+    let api = match client(&p) {
+        Ok(a) => a,
+        Err(text) => {
+            rep.line(&text);
+            return Outcome::fail(RunResult::Fail, text);
+        }
+    };
+    renew_with(&api, &p.scope, &p.token, &paths.token_file, rep)
+}
+
+/// Steps 5–8 against any [`TokenApi`].
+pub fn renew_with(
+    api: &dyn TokenApi,
+    scope: &Scope,
+    token: &Secret,
+    token_file: &std::path::Path,
+    rep: &mut Reporter,
+) -> Outcome {
+    let fail = |rep: &mut Reporter, result, text: String| {
+        rep.line(&text);
+        Outcome::fail(result, text)
+    };
+    let info = match lookup(api, token) {
+        Ok((_, i)) => i,
+        Err(e) => return fail(rep, RunResult::Fail, report::lookup_failed(&e.text)),
+    };
+    if !is_ours(scope, &info) {
+        return heal(api, scope, token, &info, token_file, rep);
+    }
+    if info.renewable == Some(false) {
+        let mut o = fail(
+            rep,
+            RunResult::NotRenewable,
+            report::not_renewable(&info.display_name),
+        );
+        o.dn = Some(info.display_name);
+        o.ttl = info.ttl;
+        o.period = info.period;
+        return o;
+    }
+    let renewed = api.renew_self(token).and_then(|v| {
+        if v.get("auth").is_some_and(Value::is_object) {
+            Ok(v)
+        } else {
+            Err(vault::shape_error("PUT", vault::RENEW_SELF, "auth missing"))
+        }
+    });
+    match renewed {
+        Ok(v) => {
+            let ttl = v["auth"]["lease_duration"].as_i64();
+            rep.line(&report::ok(&info.display_name, ttl));
+            Outcome {
+                result: RunResult::Ok,
+                dn: Some(info.display_name),
+                ttl,
+                period: info.period,
+                swept: 0,
+                error: None,
+            }
+        }
+        Err(e) => {
+            let mut o = fail(rep, RunResult::Fail, report::renew_failed(&e.text));
+            o.dn = Some(info.display_name);
+            o
+        }
+    }
+}
+
+/// The mint request of §3/§3.5.
+pub fn mint_body(scope: &Scope) -> Value {
+    json!({
+        "policies": scope.mint_policies,
+        "no_parent": true,
+        "period": scope.period,
+        "display_name": scope.mint_display_name,
+        "renewable": true,
+    })
+}
+
+fn revoke_new(api: &dyn TokenApi, new: &Secret) -> String {
+    report::revoke_suffix(&api.revoke_self(new).map_err(|e| e.text))
+}
+
+/// §5: re-mint with the foreign token's authority, check, persist, sweep.
+fn heal(
+    api: &dyn TokenApi,
+    scope: &Scope,
+    foreign: &Secret,
+    finfo: &TokenInfo,
+    token_file: &std::path::Path,
+    rep: &mut Reporter,
+) -> Outcome {
+    let dn = finfo.display_name.clone();
+    let out = |rep: &mut Reporter, result, text: String| {
+        rep.line(&text);
+        let mut o = Outcome::fail(result, text);
+        o.dn = Some(dn.clone());
+        o
+    };
+    // 5.2 mint.
+    let created = match api.create(foreign, &mint_body(scope)) {
+        Ok(v) => v,
+        Err(e) => {
+            let text = match classify_mint_failure(e.status) {
+                MintFailure::Denied => report::drift_denied(&dn, &e.text, &scope.hint),
+                MintFailure::Failed => report::drift_failed(&dn, &e.text, &scope.hint),
+            };
+            return out(rep, RunResult::Drift, text);
+        }
+    };
+    let new = match created["auth"]["client_token"].as_str() {
+        Some(t) if !t.is_empty() => Secret::new(t),
+        _ => {
+            let e = format!("POST {}: answer has no auth.client_token", vault::CREATE);
+            return out(
+                rep,
+                RunResult::Drift,
+                report::drift_denied(&dn, &e, &scope.hint),
+            );
+        }
+    };
+    // 5.3 sanity with the new token.
+    let ninfo = match lookup(api, &new) {
+        Ok((_, i)) => i,
+        Err(e) => {
+            let suffix = revoke_new(api, &new);
+            return out(
+                rep,
+                RunResult::Fail,
+                report::heal_lookup_failed(&e.text, &suffix),
+            );
+        }
+    };
+    if !is_ours(scope, &ninfo) {
+        let suffix = revoke_new(api, &new);
+        let text =
+            report::heal_unexpected(&ninfo.display_name, &decide::policy_csv(&ninfo), &suffix);
+        return out(rep, RunResult::Fail, text);
+    }
+    // §7: someone else replaced the file meanwhile → do not overwrite.
+    if tokenfile::current(token_file).as_ref() != Some(foreign) {
+        let suffix = revoke_new(api, &new);
+        return out(rep, RunResult::Fail, report::changed_during_heal(&suffix));
+    }
+    // 5.4 persist.
+    if let Err(e) = tokenfile::write(token_file, &new) {
+        let suffix = revoke_new(api, &new);
+        return out(
+            rep,
+            RunResult::Fail,
+            report::write_failed(&e.to_string(), &suffix),
+        );
+    }
+    // 5.5 sweep with the new token's authority.
+    let sweep = sweep(api, &new, &scope.expected_display_name, &ninfo.accessor);
+    rep.line(&report::healed(&dn, sweep));
+    Outcome {
+        result: RunResult::Healed,
+        dn: Some(ninfo.display_name),
+        ttl: ninfo.ttl,
+        period: ninfo.period,
+        swept: sweep.count(),
+        error: None,
+    }
+}
+
+/// §5.5: revoke older tokens carrying this user's periodic name; fail-safe.
+pub fn sweep(api: &dyn TokenApi, new: &Secret, expected_dn: &str, keep: &str) -> Sweep {
+    if keep.is_empty() {
+        return Sweep::Skipped;
+    }
+    let Ok(keys) = api.list_accessors(new) else {
+        return Sweep::Skipped;
+    };
+    let mut revoked = 0;
+    for key in keys.iter().filter(|k| k.as_str() != keep) {
+        let Ok(info) = api.lookup_accessor(new, key).and_then(|v| {
+            parse_lookup(&v).map_err(|w| vault::shape_error("POST", vault::LOOKUP_ACCESSOR, &w))
+        }) else {
+            continue;
+        };
+        if decide::is_stale(expected_dn, keep, &info) && api.revoke_accessor(new, key).is_ok() {
+            revoked += 1;
+        }
+    }
+    Sweep::Revoked(revoked)
+}
+
+/// §8.2: decide and report only; nothing is written, renewed, minted or revoked.
+fn dry_run_cmd(opts: &Opts, paths: &Paths) -> i32 {
+    let mut doc = json!({"dry_run": true, "result": "would_fail", "dn": null, "ttl": null,
+        "create_permitted": null, "list_permitted": null, "error": null});
+    let (code, text) = dry_run_inner(opts, paths, &mut doc);
+    if opts.json {
+        print_json(&doc);
+    } else {
+        println!("DRY-RUN: {text}");
+    }
+    code
+}
+
+fn dry_run_inner(opts: &Opts, paths: &Paths, doc: &mut Value) -> (i32, String) {
+    let failed = |doc: &mut Value, text: String| {
+        doc["error"] = json!(text);
+        (1, format!("a real run would fail: {text}"))
+    };
+    let p = match prepare(opts, paths) {
+        Ok(p) => p,
+        Err(t) => return failed(doc, t),
+    };
+    let api = match client(&p) {
+        Ok(a) => a,
+        Err(t) => return failed(doc, t),
+    };
+    let info = match lookup(&api, &p.token) {
+        Ok((_, i)) => i,
+        Err(e) => return failed(doc, report::lookup_failed(&e.text)),
+    };
+    doc["dn"] = json!(info.display_name);
+    doc["ttl"] = json!(info.ttl);
+    if is_ours(&p.scope, &info) {
+        if info.renewable == Some(false) {
+            return failed(doc, report::not_renewable(&info.display_name));
+        }
+        doc["result"] = json!("would_renew");
+        let ttl = info.ttl.map_or("?".to_string(), |t| t.to_string());
+        return (
+            0,
+            format!("would renew dn={} (ttl={ttl}s)", info.display_name),
+        );
+    }
+    let paths_q = ["auth/token/create", "auth/token/accessors"];
+    let caps = match api.capabilities_self(&p.token, &paths_q) {
+        Ok(v) => v,
+        Err(e) => return failed(doc, format!("capabilities check: {}", e.text)),
+    };
+    let list = |path: &str| -> Vec<String> {
+        let v = caps
+            .get("data")
+            .and_then(|d| d.get(path))
+            .or_else(|| caps.get(path));
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let create_caps = list(paths_q[0]);
+    let create = decide::create_permitted(&create_caps);
+    let listing = decide::list_permitted(&list(paths_q[1]));
+    doc["create_permitted"] = json!(create);
+    doc["list_permitted"] = json!(listing);
+    doc["result"] = json!(if create { "would_heal" } else { "would_drift" });
+    let text = format!(
+        "~/.vault-token is dn={} (foreign) \u{2014} heal would {}: auth/token/create capabilities [{}]; accessor list {}",
+        quote::q(&info.display_name),
+        if create { "likely succeed" } else { "be denied" },
+        create_caps.join(","),
+        if listing { "permitted" } else { "denied (sweep would be skipped)" }
+    );
+    if !create {
+        doc["error"] = json!(text);
+    }
+    (i32::from(!create), text)
+}

@@ -1,0 +1,356 @@
+//! The Vault/OpenBao token API (spec §3) over `homelab_core::http`. Only this crate talks to
+//! Vault, so the client lives here (§8.8).
+//!
+//! Guarantees: the token travels only in `X-Vault-Token` and only to the configured origin
+//! (307/308 followed at most 3 times and only on the same scheme+host+port, §3.3); reads and
+//! renew-self are retried twice on transport errors and 5xx except 501, token creation never
+//! (§3.4); every error is one line `<METHOD> <path>: …` of at most 500 chars without the token
+//! (§4.3).
+
+use crate::config::VaultSettings;
+use homelab_core::http::{scrub, Client, HttpConfig, HttpErrorKind, Redirects, UrlParts};
+use homelab_core::Secret;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A failed Vault call: the HTTP status when there was an answer, and the one-line text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultError {
+    pub status: Option<u16>,
+    pub text: String,
+}
+
+impl std::fmt::Display for VaultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The token endpoints the tool uses; implemented over HTTP by [`HttpVault`].
+pub trait TokenApi {
+    fn lookup_self(&self, token: &Secret) -> Result<Value, VaultError>;
+    fn renew_self(&self, token: &Secret) -> Result<Value, VaultError>;
+    /// Never retried: a lost answer would strand a 32-day token.
+    fn create(&self, token: &Secret, body: &Value) -> Result<Value, VaultError>;
+    fn list_accessors(&self, token: &Secret) -> Result<Vec<String>, VaultError>;
+    fn lookup_accessor(&self, token: &Secret, accessor: &str) -> Result<Value, VaultError>;
+    fn revoke_accessor(&self, token: &Secret, accessor: &str) -> Result<(), VaultError>;
+    fn revoke_self(&self, token: &Secret) -> Result<(), VaultError>;
+    fn capabilities_self(&self, token: &Secret, paths: &[&str]) -> Result<Value, VaultError>;
+}
+
+pub struct HttpVault {
+    client: Client,
+    addr: String,
+    namespace: Option<String>,
+    retry_base: Duration,
+}
+
+const MAX_ERR: usize = 500;
+const MAX_REDIRECTS: u32 = 3;
+
+/// Make an error text one line, bounded, without control characters or secrets.
+pub fn one_line(text: &str, secrets: &[&str]) -> String {
+    let secrets: Vec<String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_string())
+        .collect();
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clean = scrub(&flat, &secrets);
+    let escaped: String = clean
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                format!("\\x{:02x}", c as u32).chars().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if escaped.chars().count() <= MAX_ERR {
+        escaped
+    } else {
+        let mut s: String = escaped.chars().take(MAX_ERR - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+/// Whether a failed attempt may be retried (§3.4; 429 too, as §7 asks for "after retries").
+fn retryable(e: &VaultError, transport: bool) -> bool {
+    match e.status {
+        Some(s) => (s >= 500 && s != 501) || s == 429,
+        None => transport,
+    }
+}
+
+impl HttpVault {
+    pub fn new(s: &VaultSettings) -> Result<HttpVault, String> {
+        let client = Client::new(&HttpConfig {
+            connect_timeout: Duration::from_secs(10).min(s.timeout),
+            total_timeout: s.timeout,
+            ca_pem: s.ca_pem.clone(),
+            redirects: Redirects::Never,
+            user_agent: concat!("vault-token-renew/", env!("CARGO_PKG_VERSION")).to_string(),
+            ..HttpConfig::default()
+        })
+        .map_err(|e| e.reason())?;
+        Ok(HttpVault {
+            client,
+            addr: s.addr.clone(),
+            namespace: s.namespace.clone(),
+            retry_base: Duration::from_secs(1),
+        })
+    }
+
+    /// One call with the redirect rule; returns `(status, body)` of a 2xx or an error.
+    /// `transport` in the error tuple tells whether it failed without any answer.
+    fn call_once(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, (VaultError, bool)> {
+        let secrets = [token.expose()];
+        let err = |status: Option<u16>, reason: String, transport: bool| {
+            (
+                VaultError {
+                    status,
+                    text: one_line(&format!("{method} {path}: {reason}"), &secrets),
+                },
+                transport,
+            )
+        };
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("X-Vault-Token", token.expose()),
+            ("X-Vault-Request", "true"),
+        ];
+        if bytes.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        if let Some(ns) = &self.namespace {
+            headers.push(("X-Vault-Namespace", ns.as_str()));
+        }
+        let origin_url = format!("{}{path}{query}", self.addr);
+        let origin = UrlParts::parse(&origin_url).map(|p| p.origin());
+        let mut url = origin_url.clone();
+        let mut hops = 0;
+        loop {
+            let resp = match self
+                .client
+                .request(method, &url, &headers, bytes.as_deref())
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let transport = !matches!(e.kind, HttpErrorKind::Config { .. });
+                    return Err(err(None, e.reason(), transport));
+                }
+            };
+            if matches!(resp.status, 307 | 308) {
+                let loc = resp.header("location").unwrap_or("").to_string();
+                let next = if loc.contains("://") {
+                    loc.clone()
+                } else if loc.starts_with('/') {
+                    UrlParts::parse(&url)
+                        .map(|p| format!("{}://{}{loc}", p.scheme, p.host_port))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                let same = UrlParts::parse(&next).map(|p| p.origin()) == origin && origin.is_some();
+                if !same {
+                    return Err(err(
+                        Some(resp.status),
+                        format!(
+                            "HTTP {} redirect to another host refused (the token is only sent to VAULT_ADDR)",
+                            resp.status
+                        ),
+                        false,
+                    ));
+                }
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    return Err(err(
+                        Some(resp.status),
+                        format!("more than {MAX_REDIRECTS} redirects"),
+                        false,
+                    ));
+                }
+                url = next;
+                continue;
+            }
+            if resp.is_success() {
+                return Ok(resp.body);
+            }
+            let reason = match serde_json::from_slice::<Value>(&resp.body)
+                .ok()
+                .and_then(|v| v.get("errors").and_then(Value::as_array).cloned())
+            {
+                Some(errs) => {
+                    let msgs: Vec<&str> = errs.iter().filter_map(Value::as_str).collect();
+                    if msgs.is_empty() {
+                        format!("HTTP {}", resp.status)
+                    } else {
+                        format!("HTTP {}: {}", resp.status, msgs.join("; "))
+                    }
+                }
+                None => {
+                    let body = homelab_core::http::excerpt(&resp.text(), 200, &[]);
+                    if body.is_empty() {
+                        format!("HTTP {}", resp.status)
+                    } else {
+                        format!("HTTP {}: {body}", resp.status)
+                    }
+                }
+            };
+            return Err(err(Some(resp.status), reason, false));
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        token: &Secret,
+        body: Option<&Value>,
+        retry: bool,
+    ) -> Result<Vec<u8>, VaultError> {
+        let mut attempt = 0;
+        loop {
+            match self.call_once(method, path, query, token, body) {
+                Ok(b) => return Ok(b),
+                Err((e, transport)) => {
+                    if !retry || attempt >= 2 || !retryable(&e, transport) {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    std::thread::sleep(self.retry_base + jitter(self.retry_base / 2));
+                }
+            }
+        }
+    }
+
+    fn call_json(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        token: &Secret,
+        body: Option<&Value>,
+        retry: bool,
+    ) -> Result<Value, VaultError> {
+        let bytes = self.call(method, path, query, token, body, retry)?;
+        serde_json::from_slice(&bytes).map_err(|_| VaultError {
+            status: None,
+            text: format!("{method} {path}: invalid JSON from {path}"),
+        })
+    }
+}
+
+/// A pseudo-random fraction of `max` (backoff jitter; no RNG dependency needed).
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    max.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+/// An error for a 2xx whose JSON lacks what the step needs.
+pub fn shape_error(method: &str, path: &str, what: &str) -> VaultError {
+    VaultError {
+        status: None,
+        text: format!("{method} {path}: invalid JSON from {path} ({what})"),
+    }
+}
+
+pub const LOOKUP_SELF: &str = "/v1/auth/token/lookup-self";
+pub const RENEW_SELF: &str = "/v1/auth/token/renew-self";
+pub const CREATE: &str = "/v1/auth/token/create";
+pub const ACCESSORS: &str = "/v1/auth/token/accessors";
+pub const LOOKUP_ACCESSOR: &str = "/v1/auth/token/lookup-accessor";
+pub const REVOKE_ACCESSOR: &str = "/v1/auth/token/revoke-accessor";
+pub const REVOKE_SELF: &str = "/v1/auth/token/revoke-self";
+pub const CAPABILITIES_SELF: &str = "/v1/sys/capabilities-self";
+
+impl TokenApi for HttpVault {
+    fn lookup_self(&self, token: &Secret) -> Result<Value, VaultError> {
+        self.call_json("GET", LOOKUP_SELF, "", token, None, true)
+    }
+    fn renew_self(&self, token: &Secret) -> Result<Value, VaultError> {
+        self.call_json("PUT", RENEW_SELF, "", token, Some(&json!({})), true)
+    }
+    fn create(&self, token: &Secret, body: &Value) -> Result<Value, VaultError> {
+        self.call_json("POST", CREATE, "", token, Some(body), false)
+    }
+    fn list_accessors(&self, token: &Secret) -> Result<Vec<String>, VaultError> {
+        let v = self.call_json("GET", ACCESSORS, "?list=true", token, None, true)?;
+        let keys = v["data"]["keys"]
+            .as_array()
+            .ok_or_else(|| shape_error("LIST", ACCESSORS, "data.keys missing"))?;
+        Ok(keys
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+    fn lookup_accessor(&self, token: &Secret, accessor: &str) -> Result<Value, VaultError> {
+        let body = json!({ "accessor": accessor });
+        self.call_json("POST", LOOKUP_ACCESSOR, "", token, Some(&body), true)
+    }
+    fn revoke_accessor(&self, token: &Secret, accessor: &str) -> Result<(), VaultError> {
+        let body = json!({ "accessor": accessor });
+        self.call("POST", REVOKE_ACCESSOR, "", token, Some(&body), false)
+            .map(|_| ())
+    }
+    fn revoke_self(&self, token: &Secret) -> Result<(), VaultError> {
+        self.call("POST", REVOKE_SELF, "", token, None, false)
+            .map(|_| ())
+    }
+    fn capabilities_self(&self, token: &Secret, paths: &[&str]) -> Result<Value, VaultError> {
+        let body = json!({ "paths": paths });
+        self.call_json("POST", CAPABILITIES_SELF, "", token, Some(&body), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_flattens_scrubs_and_bounds() {
+        let s = one_line(
+            "GET /x: HTTP 403: 1 error occurred:\n\t* permission denied\n\n",
+            &[],
+        );
+        assert_eq!(s, "GET /x: HTTP 403: 1 error occurred: * permission denied");
+        assert_eq!(
+            one_line("bad s.TOKEN123 here", &["s.TOKEN123"]),
+            "bad *** here"
+        );
+        assert_eq!(one_line("a\u{1b}b", &[]), "a\\x1bb");
+        let long = one_line(&"x".repeat(2000), &[]);
+        assert_eq!(long.chars().count(), 500);
+    }
+
+    #[test]
+    fn retry_rule() {
+        let e = |s| VaultError {
+            status: s,
+            text: String::new(),
+        };
+        assert!(retryable(&e(Some(503)), false));
+        assert!(retryable(&e(Some(500)), false));
+        assert!(!retryable(&e(Some(501)), false));
+        assert!(!retryable(&e(Some(403)), false));
+        assert!(retryable(&e(Some(429)), false));
+        assert!(retryable(&e(None), true));
+        assert!(!retryable(&e(None), false));
+    }
+}
