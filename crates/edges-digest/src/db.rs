@@ -1,0 +1,237 @@
+//! The database side (spec §3): connection, state tables, the advisory lock and the three
+//! statements of the REPEATABLE READ snapshot. Errors are one line, password scrubbed.
+
+use crate::decide::EdgeRow;
+use homelab_core::Secret;
+use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// `pg_advisory_xact_lock` key for the state-table DDL (§3.2).
+pub const MIGRATE_LOCK: i64 = 7_166_126_151_937;
+/// `pg_try_advisory_lock` key for single-instance runs (§3.6).
+pub const RUN_LOCK: i64 = 7_166_126_151_938;
+
+pub const STATE_DDL: &str = "\
+CREATE TABLE IF NOT EXISTS edge_digest_run (
+    id bigserial PRIMARY KEY, window_start timestamptz NOT NULL, window_end timestamptz NOT NULL,
+    new_edges integer NOT NULL, posted boolean NOT NULL, finished_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS edge_digest_announced (
+    src_ns text NOT NULL, dst_ns text NOT NULL, action text NOT NULL, first_seen timestamptz NOT NULL,
+    run_id bigint NOT NULL REFERENCES edge_digest_run (id), PRIMARY KEY (src_ns, dst_ns, action));";
+
+const SESSION: &str = "SET TIME ZONE 'UTC'; SET statement_timeout='30s'; SET lock_timeout='10s'; \
+SET idle_in_transaction_session_timeout='180s'";
+
+/// A DB error as one safe line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError(pub String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn password_of(dsn: &str) -> Option<String> {
+    let cfg = crate::tls::parse_dsn(dsn).ok()?.config;
+    cfg.get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+}
+
+/// Map any error to a line without the DSN's password.
+pub fn scrubbed(e: &dyn std::fmt::Display, dsn: &Secret) -> DbError {
+    let mut secrets = vec![dsn.expose().to_string()];
+    secrets.extend(password_of(dsn.expose()).filter(|p| !p.is_empty()));
+    let mut text = homelab_core::http::scrub(&e.to_string(), &secrets);
+    text = text.replace('\n', " ");
+    DbError(text.trim().to_string())
+}
+
+/// Connect (TLS per `sslmode`, see `tls.rs`), name the session and set its timeouts (§3.1).
+pub fn connect(dsn: &Secret) -> Result<Client, DbError> {
+    let parsed = crate::tls::parse_dsn(dsn.expose()).map_err(|e| scrubbed(&e, dsn))?;
+    let mut cfg = parsed.config;
+    cfg.application_name("edges-digest");
+    cfg.connect_timeout(Duration::from_secs(10));
+    let mut client = if parsed.mode == crate::tls::TlsMode::Disable {
+        cfg.connect(NoTls)
+    } else {
+        let tls = crate::tls::client_config(parsed.mode, parsed.root_cert.as_deref())
+            .map_err(|e| scrubbed(&e, dsn))?;
+        cfg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    }
+    .map_err(|e| scrubbed(&full_error(&e), dsn))?;
+    client
+        .batch_execute(SESSION)
+        .map_err(|e| scrubbed(&full_error(&e), dsn))?;
+    Ok(client)
+}
+
+/// `postgres::Error`'s Display hides the server's message behind "db error"; show it.
+pub fn full_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {} ({})", d.severity(), d.message(), d.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                let t = inner.to_string();
+                if !s.contains(&t) {
+                    s.push_str(": ");
+                    s.push_str(&t);
+                }
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+/// Whether `edge_digest_run` and `edge_digest_announced` both exist.
+pub fn state_tables_exist(client: &mut Client) -> Result<bool, postgres::Error> {
+    both_tables_exist(client)
+}
+
+fn both_tables_exist(client: &mut Client) -> Result<bool, postgres::Error> {
+    let row = client.query_one(
+        "SELECT to_regclass('edge_digest_run') IS NOT NULL AND to_regclass('edge_digest_announced') IS NOT NULL",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+/// §3.2: create the state tables under the migration lock (no DDL when both exist, so a
+/// role without CREATE works once they do).
+pub fn ensure_state_tables(client: &mut Client) -> Result<(), postgres::Error> {
+    if both_tables_exist(client)? {
+        return Ok(());
+    }
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute(STATE_DDL)?;
+    tx.commit()
+}
+
+/// §3.6: one try of the session lock.
+pub fn try_lock(client: &mut Client) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&RUN_LOCK])?
+        .get(0))
+}
+
+pub fn begin(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+}
+
+/// What the snapshot shows before the window is known.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub edge_exists: bool,
+    pub state_tables: bool,
+    pub now: OffsetDateTime,
+    pub last_end: Option<OffsetDateTime>,
+}
+
+pub fn probe(tx: &mut Transaction<'_>, use_state: bool) -> Result<Probe, postgres::Error> {
+    let row = tx.query_one(
+        "SELECT to_regclass('edge') IS NOT NULL, \
+         to_regclass('edge_digest_run') IS NOT NULL AND to_regclass('edge_digest_announced') IS NOT NULL, \
+         transaction_timestamp()",
+        &[],
+    )?;
+    let (edge_exists, state_tables, now): (bool, bool, OffsetDateTime) =
+        (row.get(0), row.get(1), row.get(2));
+    let last_end = if use_state && state_tables {
+        tx.query_one("SELECT max(window_end) FROM edge_digest_run", &[])?
+            .get(0)
+    } else {
+        None
+    };
+    Ok(Probe {
+        edge_exists,
+        state_tables: use_state && state_tables,
+        now,
+        last_end,
+    })
+}
+
+fn cte(announced: bool) -> &'static str {
+    if announced {
+        "WITH c AS (SELECT e.src_ns, e.dst_ns, e.action, e.first_seen, e.flow_count FROM edge e \
+         WHERE e.first_seen > $1 AND NOT EXISTS (SELECT 1 FROM edge_digest_announced a \
+         WHERE (a.src_ns, a.dst_ns, a.action) = (e.src_ns, e.dst_ns, e.action))) "
+    } else {
+        "WITH c AS (SELECT e.src_ns, e.dst_ns, e.action, e.first_seen, e.flow_count FROM edge e \
+         WHERE e.first_seen > $1) "
+    }
+}
+
+/// §3.4a.
+pub fn counts(
+    tx: &mut Transaction<'_>,
+    since: OffsetDateTime,
+    announced: bool,
+) -> Result<Vec<(String, i64)>, postgres::Error> {
+    let sql = format!(
+        "{}SELECT action, count(*) FROM c GROUP BY action",
+        cte(announced)
+    );
+    Ok(tx
+        .query(&sql, &[&since])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// §3.4b: at most `limit` rows reach the client.
+pub fn lines(
+    tx: &mut Transaction<'_>,
+    since: OffsetDateTime,
+    announced: bool,
+    limit: i64,
+) -> Result<Vec<EdgeRow>, postgres::Error> {
+    let sql = format!(
+        "{}SELECT src_ns, dst_ns, action, first_seen, flow_count FROM c ORDER BY \
+         CASE action WHEN 'deny' THEN 0 WHEN 'allow' THEN 1 WHEN 'pass' THEN 2 WHEN 'unspecified' THEN 3 ELSE 4 END, \
+         src_ns COLLATE \"C\", dst_ns COLLATE \"C\", action COLLATE \"C\" LIMIT $2",
+        cte(announced)
+    );
+    Ok(tx
+        .query(&sql, &[&since, &limit])?
+        .iter()
+        .map(|r| EdgeRow {
+            src_ns: r.get(0),
+            dst_ns: r.get(1),
+            action: r.get(2),
+            first_seen: r.get(3),
+            flow_count: r.get(4),
+        })
+        .collect())
+}
+
+/// §3.4c: the run row and the announced keys; returns the number of keys inserted.
+pub fn record(
+    tx: &mut Transaction<'_>,
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+    new_edges: i64,
+    posted: bool,
+) -> Result<u64, postgres::Error> {
+    let n = i32::try_from(new_edges).unwrap_or(i32::MAX);
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO edge_digest_run (window_start, window_end, new_edges, posted) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&since, &now, &n, &posted],
+        )?
+        .get(0);
+    let sql = format!(
+        "{}INSERT INTO edge_digest_announced (src_ns, dst_ns, action, first_seen, run_id) \
+         SELECT src_ns, dst_ns, action, first_seen, $2::bigint FROM c",
+        cte(true)
+    );
+    tx.execute(&sql, &[&since, &id])
+}

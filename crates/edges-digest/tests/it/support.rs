@@ -1,0 +1,203 @@
+//! Shared set-up: a throwaway Postgres with the aggregator's `edge` table, config building, an
+//! in-process run with captured output and recorded sleeps, and the binary.
+
+use edges_digest::config::{parse_config, Config};
+use edges_digest::report::Sink;
+use edges_digest::World;
+use homelab_core::log::Severity;
+use std::collections::HashMap;
+use std::process::Output;
+use std::time::Duration;
+use testkit::{Postgres, SlackSink};
+
+pub const DB: &str = "goldmane_edges";
+
+/// goldmane-edge-aggregator spec §4.1, exact (its `migrations/0001_edge.sql`).
+pub const EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS edge (
+    src_ns     text        NOT NULL,
+    dst_ns     text        NOT NULL,
+    action     text        NOT NULL,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    flow_count bigint      NOT NULL,
+    PRIMARY KEY (src_ns, dst_ns, action)
+);";
+
+/// The original table: nullable non-key columns (aggregator spec 4.1.1).
+pub const LEGACY_EDGE_DDL: &str = "CREATE TABLE edge (
+    src_ns text, dst_ns text, action text, first_seen timestamptz, last_seen timestamptz,
+    flow_count bigint, PRIMARY KEY (src_ns, dst_ns, action));";
+
+/// Where the aggregator keeps its migration (spec 12.3: `edge` is created from that file).
+pub const AGGREGATOR_MIGRATION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../goldmane-edge-aggregator/migrations/0001_edge.sql"
+);
+
+/// The aggregator's own migration when its crate is in the tree, else the spec's copy of it
+/// (this branch may be built before the aggregator is merged).
+pub fn edge_ddl() -> String {
+    std::fs::read_to_string(AGGREGATOR_MIGRATION).unwrap_or_else(|_| EDGE_DDL.to_string())
+}
+
+pub struct Env {
+    pub pg: Postgres,
+    pub slack: SlackSink,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Self::with_ddl(Some(&edge_ddl()))
+    }
+    pub fn with_ddl(ddl: Option<&str>) -> Env {
+        let pg = Postgres::start();
+        pg.create_db(DB);
+        if let Some(d) = ddl {
+            pg.psql(DB, d);
+        }
+        Env {
+            pg,
+            slack: SlackSink::start(),
+        }
+    }
+    pub fn sql(&self, sql: &str) -> String {
+        self.pg.psql(DB, sql).trim().to_string()
+    }
+    /// Insert an edge first seen `ago` before now (e.g. `'30 minutes'`).
+    pub fn edge(&self, src: &str, dst: &str, action: &str, ago: &str, flows: i64) {
+        self.sql(&format!(
+            "INSERT INTO edge VALUES ({}, {}, {}, now() - interval '{ago}', now(), {flows})",
+            lit(src),
+            lit(dst),
+            lit(action)
+        ));
+    }
+    pub fn announced(&self) -> i64 {
+        self.sql("SELECT count(*) FROM edge_digest_announced")
+            .parse()
+            .unwrap()
+    }
+    pub fn runs(&self) -> i64 {
+        self.sql("SELECT count(*) FROM edge_digest_run")
+            .parse()
+            .unwrap()
+    }
+    pub fn state_tables_exist(&self) -> bool {
+        self.sql("SELECT to_regclass('edge_digest_run') IS NOT NULL") == "t"
+    }
+    /// Base environment: DB URL, webhook, `#alerts`.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.pg.url(DB)),
+            ("SLACK_WEBHOOK_URL".into(), self.slack.webhook_url()),
+            ("SLACK_CHANNEL".into(), "#alerts".into()),
+        ]
+    }
+    pub fn config(&self, args: &[&str]) -> Config {
+        config(&self.vars(), args)
+    }
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(&self.config(args))
+    }
+}
+
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub fn config(vars: &[(String, String)], args: &[&str]) -> Config {
+    let m: HashMap<String, String> = vars.iter().cloned().collect();
+    let mut argv = vec!["edges-digest".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    parse_config(&|k| m.get(k).cloned(), &argv).unwrap_or_else(|e| panic!("config: {e}"))
+}
+
+#[derive(Default)]
+pub struct Capture {
+    pub logs: Vec<(Severity, String)>,
+    pub stdout: Vec<String>,
+}
+
+impl Sink for Capture {
+    fn log(&mut self, sev: Severity, text: &str) {
+        self.logs.push((sev, text.to_string()));
+    }
+    fn stdout(&mut self, text: &str) {
+        self.stdout.push(text.to_string());
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub cap: Capture,
+    pub sleeps: Vec<Duration>,
+}
+
+impl Run {
+    /// The first log line starting with `prefix` (panics with all lines when absent).
+    pub fn line(&self, prefix: &str) -> String {
+        self.cap
+            .logs
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in {:#?}", self.cap.logs))
+    }
+    pub fn level(&self, prefix: &str) -> Severity {
+        self.cap
+            .logs
+            .iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map(|(s, _)| *s)
+            .unwrap()
+    }
+    pub fn has(&self, prefix: &str) -> bool {
+        self.cap.logs.iter().any(|(_, l)| l.starts_with(prefix))
+    }
+    pub fn all(&self) -> String {
+        let mut s: Vec<String> = self.cap.logs.iter().map(|(_, l)| l.clone()).collect();
+        s.extend(self.cap.stdout.iter().cloned());
+        s.join("\n")
+    }
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.cap.stdout.len(), 1, "{:?}", self.cap.stdout);
+        serde_json::from_str(&self.cap.stdout[0]).expect("stdout is one JSON document")
+    }
+}
+
+/// In-process run; sleeps are recorded, not slept (unless `real_sleep`).
+pub fn run(cfg: &Config) -> Run {
+    run_sleeping(cfg, false)
+}
+
+pub fn run_sleeping(cfg: &Config, real_sleep: bool) -> Run {
+    let mut cap = Capture::default();
+    let mut sleeps = Vec::new();
+    let code = {
+        let mut sleep = |d: Duration| {
+            sleeps.push(d);
+            if real_sleep {
+                std::thread::sleep(d);
+            }
+        };
+        edges_digest::run_with(
+            cfg,
+            &mut World {
+                sink: &mut cap,
+                sleep: &mut sleep,
+            },
+        )
+    };
+    Run { code, cap, sleeps }
+}
+
+/// The built binary with exactly these variables (nothing inherited but PATH).
+pub fn bin(vars: &[(String, String)], args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_edges-digest"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .output()
+        .expect("run edges-digest")
+}
