@@ -238,15 +238,16 @@ fn busy_instance_is_skipped_and_kept_never_restarted() {
     let m = lab.marker(&u.name, "1.0\n", now() - 3600);
     lab.systemd(&[(&u.name, true, Some(now() - 86400))]);
     let (s, lines, _) = pass(&lab, &[]);
-    assert_eq!(
-        lines,
-        vec![
-            format!(
-                "skipping t3-serve@{}.service: not idle (active_turns=1 idle=5000s quiet=900s)",
-                u.name
-            ),
-            rp::m8(0, 1)
-        ]
+    // The pass reads the clock after the fixture did: a second boundary may fall between.
+    let line = |idle: u32| {
+        format!(
+            "skipping t3-serve@{}.service: not idle (active_turns=1 idle={idle}s quiet=900s)",
+            u.name
+        )
+    };
+    assert!(
+        lines == vec![line(5000), rp::m8(0, 1)] || lines == vec![line(5001), rp::m8(0, 1)],
+        "{lines:?}"
     );
     assert!(m.exists());
     // quiet not reached
