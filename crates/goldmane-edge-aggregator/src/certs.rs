@@ -1,10 +1,10 @@
 //! Client certificate material (§2.2), the rustls client config for Goldmane (§3.3) and
 //! TLS error classification (§3.3.2). Key bytes never reach a log line or error.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use homelab_core::tls::EncryptOnly;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -139,60 +139,13 @@ pub fn client_config(m: &Material, insecure: bool) -> Result<ClientConfig, rustl
     let builder = if insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
     } else {
         builder.with_root_certificates(m.roots.clone())
     };
     let mut cfg = builder.with_client_auth_cert(m.chain.clone(), m.key.clone_key())?;
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(cfg)
-}
-
-/// Accepts any server certificate (GOLDMANE_TLS_INSECURE, Postgres `sslmode=require`), but
-/// still checks handshake signatures.
-#[derive(Debug)]
-pub struct NoVerify(pub Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// §3.3.2 classes for L-TLS and the `tls` reconnect reason.

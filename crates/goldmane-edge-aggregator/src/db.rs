@@ -217,7 +217,9 @@ impl PgTls {
             .with_safe_default_protocol_versions()
             .map(|b| {
                 b.dangerous()
-                    .with_custom_certificate_verifier(Arc::new(crate::certs::NoVerify(provider)))
+                    .with_custom_certificate_verifier(Arc::new(homelab_core::tls::EncryptOnly(
+                        provider,
+                    )))
                     .with_no_client_auth()
             });
         match cfg {

@@ -15,7 +15,7 @@
 //! page callback is told, so it can drop what it collected). Metadata-only lists send the
 //! `PartialObjectMetadataList` `Accept` header.
 
-use crate::http::{excerpt, Client, HttpConfig, HttpError, HttpErrorKind, Redirects};
+use crate::http::{excerpt, Client, HttpConfig, HttpError, HttpErrorKind, Redirects, Response};
 use crate::Secret;
 use base64::Engine;
 use serde_json::Value;
@@ -614,52 +614,30 @@ impl KubeClient {
             let (err, retry_after) = match result {
                 Ok(resp) if resp.is_success() => return Ok(resp),
                 Ok(resp) => {
-                    let message = status_message(&resp.text(), &self.secrets());
-                    let code = resp.status;
-                    let retry_after = resp
-                        .header("retry-after")
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    let e = match code {
-                        401 => KubeError::Unauthorized {
-                            path: path.clone(),
-                            message,
-                        },
-                        403 => KubeError::Forbidden {
-                            path: path.clone(),
-                            message,
-                        },
-                        404 => KubeError::NotFound {
-                            path: path.clone(),
-                            message,
-                        },
-                        410 => KubeError::Gone {
-                            path: path.clone(),
-                            message,
-                        },
-                        _ => KubeError::Status {
-                            path: path.clone(),
-                            code,
-                            message,
-                        },
-                    };
-                    if !(code == 429 || code >= 500) {
-                        return Err(e);
+                    let (e, retry_after) = status_error(&path, &resp, &self.secrets());
+                    match retry_after {
+                        Some(r) => (e, r),
+                        None => return Err(e),
                     }
-                    (e, retry_after.map(Duration::from_secs))
                 }
                 Err(e) => (transport(&path, &e), None),
             };
-            let Some(delay) = self.retry_delays.get(attempt) else {
-                return Err(err);
-            };
-            let delay = retry_after.map_or(*delay, |r| r.max(*delay));
-            if let Some(d) = self.deadline {
-                if Instant::now() + delay >= d {
-                    return Err(err);
-                }
+            match self.retry_delay(attempt, retry_after) {
+                Some(delay) => std::thread::sleep(delay),
+                None => return Err(err),
             }
-            std::thread::sleep(delay);
             attempt += 1;
+        }
+    }
+
+    /// How long to wait before retry `attempt`, or `None` when the retries are spent or the
+    /// wait would cross the run's deadline. A server's `Retry-After` only ever lengthens it.
+    fn retry_delay(&self, attempt: usize, retry_after: Option<Duration>) -> Option<Duration> {
+        let delay = *self.retry_delays.get(attempt)?;
+        let delay = retry_after.map_or(delay, |r| r.max(delay));
+        match self.deadline {
+            Some(d) if Instant::now() + delay >= d => None,
+            _ => Some(delay),
         }
     }
 
@@ -699,6 +677,37 @@ fn transport(path: &str, e: &HttpError) -> KubeError {
             path: path.to_string(),
             reason: e.reason(),
         },
+    }
+}
+
+/// A non-2xx answer as a typed error; `Some(retry_after)` when it may be retried (429, 5xx).
+fn status_error(
+    path: &str,
+    resp: &Response,
+    secrets: &[String],
+) -> (KubeError, Option<Option<Duration>>) {
+    let message = status_message(&resp.text(), secrets);
+    let path = path.to_string();
+    let code = resp.status;
+    let e = match code {
+        401 => KubeError::Unauthorized { path, message },
+        403 => KubeError::Forbidden { path, message },
+        404 => KubeError::NotFound { path, message },
+        410 => KubeError::Gone { path, message },
+        _ => KubeError::Status {
+            path,
+            code,
+            message,
+        },
+    };
+    if code == 429 || code >= 500 {
+        let retry_after = resp
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        (e, Some(retry_after))
+    } else {
+        (e, None)
     }
 }
 
@@ -811,52 +820,19 @@ impl ClusterRead for KubeClient {
                 Ok(None) if bad_utf8 => return Err(KubeError::body(&clean, "not UTF-8 text")),
                 Ok(None) => return Ok(n),
                 Ok(Some(resp)) => {
-                    let message = status_message(&resp.text(), &self.secrets());
-                    let code = resp.status;
-                    let retry_after = resp
-                        .header("retry-after")
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    let e = match code {
-                        401 => KubeError::Unauthorized {
-                            path: clean.clone(),
-                            message,
-                        },
-                        403 => KubeError::Forbidden {
-                            path: clean.clone(),
-                            message,
-                        },
-                        404 => KubeError::NotFound {
-                            path: clean.clone(),
-                            message,
-                        },
-                        410 => KubeError::Gone {
-                            path: clean.clone(),
-                            message,
-                        },
-                        _ => KubeError::Status {
-                            path: clean.clone(),
-                            code,
-                            message,
-                        },
-                    };
-                    if !(code == 429 || code >= 500) {
-                        return Err(e);
+                    let (e, retry_after) = status_error(&clean, &resp, &self.secrets());
+                    match retry_after {
+                        Some(r) => (e, r),
+                        None => return Err(e),
                     }
-                    (e, retry_after.map(Duration::from_secs))
                 }
                 Err(e) if n > 0 => return Err(transport(&clean, &e)),
                 Err(e) => (transport(&clean, &e), None),
             };
-            let Some(delay) = self.retry_delays.get(attempt) else {
-                return Err(err);
-            };
-            let delay = retry_after.map_or(*delay, |r| r.max(*delay));
-            if let Some(d) = self.deadline {
-                if Instant::now() + delay >= d {
-                    return Err(err);
-                }
+            match self.retry_delay(attempt, retry_after) {
+                Some(delay) => std::thread::sleep(delay),
+                None => return Err(err),
             }
-            std::thread::sleep(delay);
             attempt += 1;
         }
     }

@@ -11,6 +11,7 @@ pub mod pushgateway;
 pub mod redact;
 pub mod secret;
 pub mod slack;
+pub mod tls;
 pub mod version;
 
 pub use redact::{redact_dsn, redact_url};
