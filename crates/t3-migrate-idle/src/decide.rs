@@ -472,7 +472,8 @@ mod props {
     /// An instant between 1970 and 2100, with milliseconds.
     fn instant() -> impl Strategy<Value = OffsetDateTime> {
         (0i64..4_102_444_800, 0u16..1000).prop_map(|(s, ms)| {
-            OffsetDateTime::from_unix_timestamp(s).unwrap() + time::Duration::milliseconds(ms.into())
+            OffsetDateTime::from_unix_timestamp(s).unwrap()
+                + time::Duration::milliseconds(ms.into())
         })
     }
 

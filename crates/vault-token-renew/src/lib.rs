@@ -445,7 +445,10 @@ mod props {
     }
 
     fn no() -> VaultError {
-        VaultError { status: Some(500), text: "not scripted".into() }
+        VaultError {
+            status: Some(500),
+            text: "not scripted".into(),
+        }
     }
 
     impl TokenApi for Fake {

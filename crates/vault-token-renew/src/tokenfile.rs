@@ -161,7 +161,16 @@ mod props {
 
     /// What `trim_ascii` strips around it.
     fn ws() -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(prop_oneof![Just(b' '), Just(b'\t'), Just(b'\n'), Just(b'\r'), Just(0x0c)], 0..8)
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b' '),
+                Just(b'\t'),
+                Just(b'\n'),
+                Just(b'\r'),
+                Just(0x0c)
+            ],
+            0..8,
+        )
     }
 
     /// A byte that may not appear inside a token.
