@@ -322,3 +322,105 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    fn cfg(env: Vec<(&'static str, String)>) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(["t3-migrate-idle"]).unwrap();
+        Config::from_cli(&cli, &move |k| {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `parse_uint`: decimal digits only (no sign, blanks or empty), round-trips every u64,
+        /// refuses overflow instead of wrapping.
+        #[test]
+        fn uint_round_trips(n in any::<u64>(), zeros in "0{0,3}", s in "\\PC{0,24}|[0-9 +-]{0,24}", over in 1u128..1_000) {
+            prop_assert_eq!(parse_uint(&format!("{zeros}{n}")), Some(n));
+            if let Some(v) = parse_uint(&s) {
+                prop_assert!(s.bytes().all(|b| b.is_ascii_digit()));
+                prop_assert_eq!(v, s.parse::<u64>().unwrap());
+            }
+            for t in [format!("+{n}"), format!(" {n}"), format!("{n} "), format!("-{n}"), (u128::from(u64::MAX) + over).to_string()] {
+                prop_assert_eq!(parse_uint(&t), None);
+            }
+        }
+
+        /// `host:port`: names, IPv4 and bracketed IPv6 with a port in 1..=65535 pass; port 0,
+        /// > 65535, a missing port, an empty host or any unsafe byte in the host fail.
+        #[test]
+        fn host_port_rule(
+            host in "[A-Za-z0-9][A-Za-z0-9.-]{0,20}|\\[[0-9a-f:.]{1,20}\\]", port in 1u32..=65535, big in 65536u32..,
+            bad in "[^A-Za-z0-9.\\-\\[\\]:]", at in any::<prop::sample::Index>(), s in "\\PC{0,30}",
+        ) {
+            let ok = format!("{host}:{port}");
+            prop_assert!(valid_host_port(&ok));
+            for t in [format!("{host}:0"), format!("{host}:{big}"), host.clone(), format!("{host}:"), format!(":{port}"), format!("{host}:+{port}")] {
+                prop_assert!(!valid_host_port(&t), "{}", t);
+            }
+            if !host.starts_with('[') {
+                let mut cs: Vec<char> = host.chars().collect();
+                cs.insert(at.index(cs.len() + 1), bad.chars().next().unwrap());
+                let h: String = cs.into_iter().collect();
+                let t = format!("{h}:{port}");
+                prop_assert!(!valid_host_port(&t), "{}", t);
+            }
+            if valid_host_port(&s) {
+                let (h, p) = s.rsplit_once(':').unwrap();
+                prop_assert!(!h.is_empty() && p.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p)));
+                prop_assert!(!s.chars().any(|c| c.is_whitespace() || c == '/' || c == '@'));
+            }
+        }
+
+        /// Env numbers (§2.1.1): T3_MIGRATE_QUIET_SECONDS any u64 (0 allowed), T3_BACKUP_TIMEOUT
+        /// any positive u64, round-trip; anything else is `invalid <VAR>=<value>` with the value
+        /// escaped onto one line; empty means unset.
+        #[test]
+        fn env_numbers(
+            q in any::<u64>(), b in 1u64..=u64::MAX / 2, junk in "\\PC{1,16}|[0-9]{0,3}[ .+-][0-9]{0,3}|[\\x00-\\x1f]{1,4}",
+        ) {
+            let c = cfg(vec![("T3_MIGRATE_QUIET_SECONDS", q.to_string()), ("T3_BACKUP_TIMEOUT", b.to_string())]).unwrap();
+            prop_assert_eq!(c.quiet, q);
+            prop_assert_eq!(c.backup_timeout, Duration::from_secs(b));
+            let empty = cfg(vec![("T3_MIGRATE_QUIET_SECONDS", String::new()), ("T3_BACKUP_TIMEOUT", String::new())]).unwrap();
+            prop_assert_eq!((empty.quiet, empty.backup_timeout), (900, Duration::from_secs(900)));
+            let e = cfg(vec![("T3_BACKUP_TIMEOUT", "0".into())]).unwrap_err();
+            prop_assert_eq!(e.to_string(), "invalid T3_BACKUP_TIMEOUT=0");
+            for var in ["T3_MIGRATE_QUIET_SECONDS", "T3_BACKUP_TIMEOUT"] {
+                match cfg(vec![(var, junk.clone())]) {
+                    Ok(_) => prop_assert!(parse_uint(&junk).is_some()),
+                    Err(e) => {
+                        prop_assert_eq!(&e.var, var);
+                        prop_assert!(!e.to_string().contains('\n') && !e.to_string().chars().any(char::is_control));
+                    }
+                }
+            }
+        }
+
+        /// Dispatch address from env (legacy DISPATCH wins over T3_DISPATCH) is validated the
+        /// same way as `valid_host_port`; T3_DRY_RUN is on exactly for `1`.
+        #[test]
+        fn env_dispatch_and_dry_run(legacy in "\\PC{0,20}|[a-z.]{1,8}:[0-9]{1,6}", t3 in "[a-z.]{1,8}:[0-9]{1,5}", dry in "\\PC{0,3}|1|0|true") {
+            let r = cfg(vec![("DISPATCH", legacy.clone()), ("T3_DISPATCH", t3.clone()), ("T3_DRY_RUN", dry.clone())]);
+            let chosen = if legacy.is_empty() { &t3 } else { &legacy };
+            match r {
+                Ok(c) => {
+                    prop_assert!(valid_host_port(chosen));
+                    prop_assert_eq!(&c.dispatch, chosen);
+                    prop_assert_eq!(c.dry_run, dry == "1");
+                }
+                Err(e) => {
+                    prop_assert!(!valid_host_port(chosen));
+                    prop_assert_eq!(e.var, if legacy.is_empty() { "T3_DISPATCH" } else { "DISPATCH" });
+                }
+            }
+        }
+    }
+}

@@ -451,3 +451,235 @@ mod tests {
         assert_eq!(escape_name(b"Foo Bar"), "Foo Bar");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-21 12:00:00 UTC);
+
+    /// §4 6a without the `root` exclusion.
+    fn user() -> impl Strategy<Value = String> {
+        "[a-z_][a-z0-9_-]{0,31}"
+    }
+
+    fn version() -> impl Strategy<Value = String> {
+        "[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}"
+    }
+
+    /// An instant between 1970 and 2100, with milliseconds.
+    fn instant() -> impl Strategy<Value = OffsetDateTime> {
+        (0i64..4_102_444_800, 0u16..1000).prop_map(|(s, ms)| {
+            OffsetDateTime::from_unix_timestamp(s).unwrap()
+                + time::Duration::milliseconds(ms.into())
+        })
+    }
+
+    fn insert_at(s: &str, at: prop::sample::Index, bad: &[u8]) -> Vec<u8> {
+        let mut b = s.as_bytes().to_vec();
+        let i = at.index(b.len() + 1);
+        b.splice(i..i, bad.iter().copied());
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes: no panic; accepted exactly when ≤ 32 bytes of `[a-z_][a-z0-9_-]*`, never
+        /// `root`, and the name comes back unchanged.
+        #[test]
+        fn user_name_any_bytes(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let pattern = !b.is_empty() && b.len() <= 32 && (b[0].is_ascii_lowercase() || b[0] == b'_')
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+            match valid_user_name(&b) {
+                Ok(s) => {
+                    prop_assert!(pattern && s != "root");
+                    prop_assert_eq!(s.as_bytes(), &b[..]);
+                }
+                Err(_) => prop_assert!(!pattern || b == b"root"),
+            }
+        }
+
+        /// Every name of the pattern is accepted as itself; a path separator, dot, NUL,
+        /// whitespace, upper case or non-ASCII byte anywhere, a leading digit or dash, or a
+        /// 33rd byte makes it invalid.
+        #[test]
+        fn user_name_accepts_exactly_the_pattern(
+            u in user(), at in any::<prop::sample::Index>(),
+            bad in prop_oneof![Just(&b"/"[..]), Just(&b"."[..]), Just(&b".."[..]), Just(&b"\0"[..]), Just(&b" "[..]),
+                Just(&b"\n"[..]), Just(&b"A"[..]), Just(&b"@"[..]), Just("é".as_bytes()), Just(&b"\xff"[..])],
+            lead in "[0-9-]", pad in "[a-z0-9_-]{32}",
+        ) {
+            prop_assume!(u != "root");
+            prop_assert_eq!(valid_user_name(u.as_bytes()), Ok(u.as_str()));
+            prop_assert!(valid_user_name(&insert_at(&u, at, bad)).is_err());
+            let led = format!("{lead}{u}");
+            prop_assert!(valid_user_name(led.as_bytes()).is_err());
+            let long = format!("{u}{pad}");
+            prop_assert!(valid_user_name(&long.as_bytes()[..33]).is_err());
+            prop_assert_eq!(valid_user_name(b"root"), Err("root is never migrated"));
+            prop_assert!(valid_user_name(b"").is_err());
+        }
+
+        /// Marker content: a version spread over whitespace strips back to itself and is valid;
+        /// any junk character, a leading separator or a 129th byte is refused; no panic.
+        #[test]
+        fn version_round_trips_and_rejects_junk(
+            v in version(), ws in proptest::collection::vec("[ \t\r\n\u{a0}\u{2003}]{0,2}", 1..130),
+            at in any::<prop::sample::Index>(), bad in "[^0-9A-Za-z.+_\\-]", lead in "[.+_-]", any_s in "\\PC{0,140}",
+        ) {
+            let spread: String = v.chars().zip(ws.iter().cycle()).map(|(c, w)| format!("{w}{c}")).collect();
+            let stripped = strip_ws(&format!("{spread}\n"));
+            prop_assert_eq!(&stripped, &v);
+            prop_assert!(valid_version(&stripped));
+            let mut cs: Vec<char> = v.chars().collect();
+            cs.insert(at.index(cs.len() + 1), bad.chars().next().unwrap());
+            prop_assert!(!valid_version(&cs.into_iter().collect::<String>()));
+            let led = format!("{lead}{v}");
+            prop_assert!(!valid_version(&led));
+            let long = format!("{v}{}", "0".repeat(129));
+            prop_assert!(!valid_version(&long));
+            // Any accepted string is ASCII, has no whitespace and is ≤ 128 bytes.
+            if valid_version(&any_s) {
+                prop_assert!(any_s.is_ascii() && any_s.len() <= 128 && strip_ws(&any_s) == any_s);
+            }
+        }
+
+        /// Timestamps (§5.4): every rendering of an instant — `T` or space, with or without
+        /// milliseconds, `Z`, an offset, or no zone (= UTC) — parses back to it.
+        #[test]
+        fn timestamp_round_trips(t in instant(), off_min in -(14i32 * 60)..=(14 * 60), pad in "[ \t\n]{0,2}") {
+            let off = time::UtcOffset::from_whole_seconds(off_min * 60).unwrap();
+            let local = t.to_offset(off);
+            let d = local.date();
+            let (h, m, s, ms) = local.time().as_hms_milli();
+            let base = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+            let clock = format!("{h:02}:{m:02}:{s:02}");
+            let sign = if off_min < 0 { '-' } else { '+' };
+            let zone = format!("{sign}{:02}:{:02}", off_min.abs() / 60, off_min.abs() % 60);
+            let whole = t - time::Duration::milliseconds(ms.into());
+            for sep in ['T', ' '] {
+                prop_assert_eq!(parse_ts(&format!("{pad}{base}{sep}{clock}.{ms:03}{zone}{pad}")), Some(t));
+                prop_assert_eq!(parse_ts(&format!("{base}{sep}{clock}{zone}")), Some(whole));
+                if off_min == 0 {
+                    prop_assert_eq!(parse_ts(&format!("{base}{sep}{clock}.{ms:03}Z")), Some(t));
+                    prop_assert_eq!(parse_ts(&format!("{base}{sep}{clock}.{ms:03}")), Some(t));
+                    prop_assert_eq!(parse_ts(&format!("{base}{sep}{clock}")), Some(whole));
+                }
+            }
+        }
+
+        /// Any text as `max(updated_at)`: no panic, and garbage never makes the gate safe.
+        #[test]
+        fn timestamp_garbage_never_safe(s in "\\PC{0,40}|[0-9T:. +Z-]{0,40}", rows in 1i64.., quiet in any::<u64>()) {
+            let v = verdict(Ok(&Reading { rows, active: 0, latest: Some(s.clone()) }), NOW, quiet);
+            match parse_ts(&s) {
+                None => prop_assert!(matches!(v, Verdict::Error(_)), "{:?}", v),
+                Some(t) => prop_assert_eq!(v.is_safe(), (NOW - t).whole_seconds() >= 0 && (NOW - t).whole_seconds() as u64 >= quiet),
+            }
+        }
+
+        /// The gate (§5.5) over any reading: safe only with no running turn and either no
+        /// threads or idle ≥ quiet; idle is exact whole seconds; raising quiet never turns an
+        /// unsafe answer safe.
+        #[test]
+        fn gate_invariants(
+            rows in -2i64..5, active in prop_oneof![Just(0i64), any::<i64>()], t in proptest::option::of(instant()),
+            quiet in 0u64..10_000_000_000, more in 0u64..1_000_000,
+        ) {
+            let latest = t.map(|t| t.format(&Rfc3339).unwrap());
+            let r = Reading { rows, active, latest };
+            let v = verdict(Ok(&r), NOW, quiet);
+            let idle = t.map(|t| (NOW - t).whole_seconds());
+            match &v {
+                Verdict::Safe { idle: i } => {
+                    prop_assert_eq!(active, 0);
+                    if rows == 0 { prop_assert_eq!(*i, None) } else {
+                        prop_assert_eq!(*i, idle);
+                        prop_assert!(i.unwrap() >= 0 && i.unwrap() as u64 >= quiet);
+                    }
+                }
+                Verdict::NotIdle { active: a, idle: i } => {
+                    prop_assert_eq!(*a, active);
+                    prop_assert_eq!(*i, idle);
+                }
+                Verdict::Error(_) => prop_assert!(active == 0 && rows != 0 && idle.is_none_or(|i| i < 0)),
+            }
+            if !v.is_safe() {
+                prop_assert!(!verdict(Ok(&r), NOW, quiet + more).is_safe());
+            }
+        }
+
+        /// The original's `<active>|<idle>` text (§5.6): no panic on any text; for rendered pairs
+        /// safe exactly when active is 0 and idle is empty or ≥ quiet (negative never).
+        #[test]
+        fn pair_text(any_s in "\\PC{0,20}|[0-9|+-]{0,12}", a in 0u32..3, idle in proptest::option::of(any::<i64>()), quiet in any::<u64>()) {
+            let _ = verdict_from_pair(&any_s, quiet);
+            let pair = format!("{a}|{}", idle.map(|i| i.to_string()).unwrap_or_default());
+            let want = a == 0 && idle.is_none_or(|i| i >= 0 && i as u64 >= quiet);
+            prop_assert_eq!(verdict_from_pair(&pair, quiet), want);
+        }
+
+        /// systemctl / t3 outputs (§2.5): no panic; `@<n>` and `Www date time UTC` round-trip;
+        /// `t3 --version` gives the last token without one leading `v`.
+        #[test]
+        fn command_outputs(any_s in "\\PC{0,40}", n in 1i64.., t in instant(), pre in "[a-z0-9 ]{0,12}", v in version()) {
+            let _ = (parse_start_unix(&any_s), parse_start_text(&any_s), parse_t3_version(&any_s));
+            prop_assert_eq!(parse_start_unix(&format!("@{n}\n")), Some(n));
+            prop_assert_eq!(parse_start_unix(&format!("@-{n}")), None);
+            prop_assert_eq!(parse_start_unix(&n.to_string()), None);
+            let fmt = format_description!("[weekday repr:short] [year]-[month]-[day] [hour]:[minute]:[second] UTC");
+            let whole = OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap();
+            prop_assert_eq!(parse_start_text(&format!("{}\n", whole.format(&fmt).unwrap())), Some(whole.unix_timestamp()));
+            prop_assert_eq!(parse_t3_version(&format!("{pre} v{v}\n")), Some(v.clone()));
+            // Without the `v` prefix, a version that itself starts with `v` loses that one.
+            let bare = v.strip_prefix('v').unwrap_or(&v);
+            prop_assert_eq!(parse_t3_version(&format!("{pre} {v}")), Some(bare.to_string()).filter(|b| !b.is_empty()));
+            if let Some(out) = parse_t3_version(&any_s) {
+                prop_assert!(!out.is_empty() && !out.chars().any(char::is_whitespace));
+            }
+        }
+
+        /// `escape_name` (shown in WARN lines) never lets a control character or a non-UTF-8
+        /// byte through, and leaves printable UTF-8 untouched.
+        #[test]
+        fn escape_name_is_inert(b in proptest::collection::vec(any::<u8>(), 0..40), s in "\\PC{0,20}") {
+            let out = escape_name(&b);
+            prop_assert!(!out.chars().any(char::is_control));
+            if std::str::from_utf8(&b).is_err() {
+                prop_assert!(out.is_ascii());
+            }
+            prop_assert_eq!(escape_name(s.as_bytes()), s);
+        }
+
+        /// USER_MAP (§2.3): no panic on any text; a generated map finds the first non-comment
+        /// line whose right side is `u`, whitespace ignored.
+        #[test]
+        fn user_map_lookup_round_trips(
+            any_s in "\\PC{0,60}", u in user(), names in proptest::collection::vec("[a-z][a-z0-9.]{0,8}", 1..4),
+            others in proptest::collection::vec(user(), 0..4),
+        ) {
+            let _ = authentik_name(&any_s, &u);
+            prop_assume!(!others.contains(&u));
+            let mut map = String::from("# header\n");
+            for (o, n) in others.iter().zip(&names) { map.push_str(&format!("{n}={o}\n")); }
+            map.push_str(&format!("# {}={u}\n x=y={u}\n", names[0]));
+            for n in &names { map.push_str(&format!("  {n} = {u} \n")); }
+            prop_assert_eq!(authentik_name(&map, &u), Some(names[0].clone()));
+        }
+
+        /// `Set-Cookie` test (§7.3): no panic; true exactly for `t3_session=` in any case
+        /// after leading whitespace, never for `t3_session_<port>_<hash>`.
+        #[test]
+        fn session_cookie(any_s in "\\PC{0,30}", pad in "[ \t]{0,3}", val in "[!-~]{0,20}", suffix in "_[0-9]{1,5}_[a-f0-9]{1,8}", upper in proptest::collection::vec(any::<bool>(), 11)) {
+            let _ = is_t3_session_cookie(&any_s);
+            let name: String = "t3_session=".chars().zip(&upper).map(|(c, u)| if *u { c.to_ascii_uppercase() } else { c }).collect();
+            let good = format!("{pad}{name}{val}");
+            prop_assert!(is_t3_session_cookie(&good));
+            let other = format!("{pad}t3_session{suffix}={val}");
+            prop_assert!(!is_t3_session_cookie(&other));
+        }
+    }
+}

@@ -523,3 +523,59 @@ fn delete(log: &Log, u: &str, path: &Path, seen: &markers::Marker) {
         markers::Delete::Failed(r) => log.line(&rp::delete_failed(u, &r)),
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// A PATH directory whose `t3 --version` prints `t3 v0.0.34`, written once (no rewrite of
+    /// an executable while other tests spawn), and an empty one (no t3 at all).
+    fn dirs() -> &'static (tempfile::TempDir, tempfile::TempDir) {
+        static D: OnceLock<(tempfile::TempDir, tempfile::TempDir)> = OnceLock::new();
+        D.get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let with = tempfile::tempdir().unwrap();
+            let t3 = with.path().join("t3");
+            std::fs::write(&t3, "#!/bin/sh\necho 't3 v0.0.34'\n").unwrap();
+            std::fs::set_permissions(&t3, std::fs::Permissions::from_mode(0o755)).unwrap();
+            (with, tempfile::tempdir().unwrap())
+        })
+    }
+
+    fn cmds(dir: &Path) -> Commands {
+        Commands {
+            path: Some(dir.as_os_str().to_owned()),
+            systemctl_timeout: Duration::from_secs(5),
+            version_timeout: Duration::from_secs(5),
+            npm_timeout: Duration::from_secs(5),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// §4 6f over any marker content (≤ 256 bytes as read): the target is the content minus
+        /// whitespace when that is a valid version, else the installed version, and with no
+        /// installed version there is no target (fail closed).
+        #[test]
+        fn marker_target_any_content(
+            content in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..=256),
+                "[ \n]{0,3}[0-9A-Za-z][0-9A-Za-z.+_-]{0,40}[ \t\n]{0,3}".prop_map(String::into_bytes),
+            ],
+        ) {
+            let (with, without) = dirs();
+            let stripped = decide::strip_ws(&String::from_utf8_lossy(&content));
+            let valid = !stripped.is_empty() && decide::valid_version(&stripped);
+            let c = cmds(with.path());
+            let got = target_of(None, "u", &content, &mut Installed::new(&c));
+            prop_assert_eq!(got, Some(if valid { stripped.clone() } else { "0.0.34".to_string() }));
+            let c = cmds(without.path());
+            let got = target_of(None, "u", &content, &mut Installed::new(&c));
+            prop_assert_eq!(got, valid.then_some(stripped));
+        }
+    }
+}

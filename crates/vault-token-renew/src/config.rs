@@ -381,3 +381,146 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9]{1,12}(\\.[a-z0-9-]{1,10}){0,3}",
+            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+            "\\[[0-9a-f:]{2,20}\\]",
+        ]
+    }
+
+    fn user_entry() -> impl Strategy<Value = (Vec<String>, usize, Option<String>)> {
+        proptest::collection::btree_set("[a-z][a-z0-9_-]{0,12}", 1..5)
+            .prop_filter("default is never required", |s| !s.contains("default"))
+            .prop_flat_map(|set| {
+                let v: Vec<String> = set.into_iter().collect();
+                let n = v.len();
+                (Just(v), 0..n, proptest::option::of("[ -~]{0,20}"))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any string: no panic; an accepted address is http(s)://host without a trailing `/`,
+        /// user info, query, fragment or whitespace, and validating it again is the identity.
+        #[test]
+        fn addr_accepts_only_clean_urls(s in "\\PC{0,40}|(https?|ftp)://[a-z@:/?#. \t]{0,20}") {
+            if let Ok(a) = validate_addr(&s) {
+                prop_assert!(a.starts_with("http://") || a.starts_with("https://"), "{}", a);
+                prop_assert!(!a.ends_with('/'));
+                prop_assert!(!a.contains(['@', '?', '#']) && !a.chars().any(|c| c.is_whitespace() || c.is_control()));
+                prop_assert_eq!(validate_addr(&a), Ok(a.clone()));
+            }
+        }
+
+        /// Well-formed addresses (any scheme case of http/https, port, path, trailing slashes,
+        /// surrounding blanks) are accepted as written minus the blanks and trailing slashes;
+        /// adding user info, a query or a fragment is refused.
+        #[test]
+        fn addr_round_trips(
+            tls in any::<bool>(), h in host(), port in proptest::option::of(1u16..),
+            path in "(/[a-z0-9._-]{1,8}){0,3}", slashes in "/{0,3}", pad in "[ \t\n]{0,2}",
+            bad in prop_oneof![Just("u:p@"), Just("u@")], tail in prop_oneof![Just("?x=1"), Just("#f"), Just(" x")],
+        ) {
+            let scheme = if tls { "https" } else { "http" };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let want = format!("{scheme}://{h}{port}{path}");
+            prop_assert_eq!(validate_addr(&format!("{pad}{want}{slashes}{pad}")), Ok(want.clone()));
+            let with_userinfo = format!("{scheme}://{bad}{h}{port}{path}");
+            let with_tail = format!("{want}{tail}");
+            let ftp = format!("ftp://{h}{port}{path}");
+            prop_assert!(validate_addr(&with_userinfo).is_err());
+            prop_assert!(validate_addr(&with_tail).is_err());
+            prop_assert!(validate_addr(&ftp).is_err());
+        }
+
+        /// `valid_user_key` is exactly `^[a-z_][a-z0-9_.-]*$`.
+        #[test]
+        fn user_key_rule(good in "[a-z_][a-z0-9_.-]{0,40}", bad in "[^a-z0-9_.-]", at in any::<prop::sample::Index>(), lead in "[0-9.-]") {
+            prop_assert!(valid_user_key(&good));
+            let mut chars: Vec<char> = good.chars().collect();
+            chars.insert(at.index(chars.len() + 1), bad.chars().next().unwrap());
+            prop_assert!(!valid_user_key(&chars.into_iter().collect::<String>()));
+            let led = format!("{lead}{good}");
+            prop_assert!(!valid_user_key(&led));
+            prop_assert!(!valid_user_key(""));
+        }
+
+        /// Any bytes or any JSON as the user-map file: no panic, and whatever is accepted
+        /// satisfies every §2.4.3 rule.
+        #[test]
+        fn user_map_any_input_is_checked(
+            raw in proptest::collection::vec(any::<u8>(), 0..200),
+            users in crate::decide::props::arb_json(),
+            period in proptest::option::of("[0-9]{0,4}[smhd]?|\\PC{0,6}"),
+        ) {
+            let doc = json!({"version": 1, "period": period, "users": users});
+            for text in [raw, serde_json::to_vec(&doc).unwrap(), serde_json::to_vec(&users).unwrap()] {
+                let Ok(m) = parse_user_map(&text, "f") else { continue };
+                prop_assert!(parse_duration(&m.period).is_some_and(|s| s > 0));
+                for (k, u) in &m.users {
+                    prop_assert!(valid_user_key(k));
+                    prop_assert!(u.mint_policies.contains(&u.required_policy));
+                    prop_assert!(u.required_policy != "default" && !u.required_policy.trim().is_empty());
+                }
+            }
+        }
+
+        /// A generated valid map parses back to what was written (users compared as a set).
+        #[test]
+        fn user_map_round_trips(
+            entries in proptest::collection::btree_map("[a-z_][a-z0-9_.-]{0,10}", user_entry(), 0..5),
+            period in proptest::option::of("[1-9][0-9]{0,3}[smhd]"), prefix in proptest::option::of("[!-~]{0,10}"),
+        ) {
+            let users: serde_json::Map<String, serde_json::Value> = entries.iter().map(|(k, (pols, req, hint))| {
+                (k.clone(), json!({"required_policy": pols[*req], "mint_policies": pols, "remint_hint": hint}))
+            }).collect();
+            let mut doc = json!({"version": 1, "users": users});
+            if let Some(p) = &period { doc["period"] = json!(p); }
+            if let Some(p) = &prefix { doc["display_name_prefix"] = json!(p); }
+            let m = parse_user_map(&serde_json::to_vec(&doc).unwrap(), "src").unwrap();
+            prop_assert_eq!(&m.period, period.as_deref().unwrap_or(DEFAULT_PERIOD));
+            prop_assert_eq!(&m.display_name_prefix, prefix.as_deref().unwrap_or(DEFAULT_PREFIX));
+            prop_assert_eq!(m.users.len(), entries.len());
+            for (k, u) in &m.users {
+                let (pols, req, hint) = &entries[k];
+                prop_assert_eq!(&u.mint_policies, pols);
+                prop_assert_eq!(&u.required_policy, &pols[*req]);
+                prop_assert_eq!(&u.remint_hint, &hint.clone().filter(|h| !h.trim().is_empty()));
+            }
+        }
+
+        /// VTR_HTTP_TIMEOUT: any text never panics; accepted exactly in (0, 3600] seconds, and
+        /// the duration is the number written.
+        #[test]
+        fn http_timeout_bounds(s in "\\PC{0,12}|[-+]?[0-9]{0,5}(\\.[0-9]{0,4})?(e[0-9])?|NaN|inf", ms in 1u64..=3_600_000, pad in "[ \t]{0,2}") {
+            let set = |t: &str| VaultSettings::from_opts(&Opts { http_timeout: Some(t.to_string()), ..Opts::default() });
+            match set(&s) {
+                Ok(v) if s.is_empty() => prop_assert_eq!(v.timeout, Duration::from_secs(30)),
+                Ok(v) => {
+                    let n: f64 = s.trim().parse().unwrap();
+                    prop_assert!(n > 0.0 && n <= 3600.0);
+                    prop_assert_eq!(v.timeout, Duration::from_secs_f64(n));
+                }
+                Err(e) => {
+                    prop_assert_eq!(&e.what, "VTR_HTTP_TIMEOUT");
+                    prop_assert!(s.trim().parse::<f64>().map_or(true, |n| !(n > 0.0 && n <= 3600.0)));
+                }
+            }
+            let secs = ms as f64 / 1000.0;
+            prop_assert_eq!(set(&format!("{pad}{secs}{pad}")).unwrap().timeout, Duration::from_secs_f64(secs));
+            let over = (3600.0 + secs).to_string();
+            let neg = format!("-{secs}");
+            prop_assert!(set(&over).is_err());
+            prop_assert!(set(&neg).is_err());
+        }
+    }
+}

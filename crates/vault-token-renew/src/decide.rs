@@ -763,3 +763,119 @@ mod tests {
         assert_eq!(human_secs(0), "0s");
     }
 }
+
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Arbitrary JSON, a few levels deep, with the keys of a lookup answer over-represented.
+    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("data".to_string()),
+            Just("auth".to_string()),
+            Just("ttl".to_string()),
+            Just("policies".to_string()),
+            Just("display_name".to_string()),
+            Just("lease_duration".to_string()),
+            "\\PC{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e300f64..1e300).prop_map(Value::from),
+            "\\PC{0,16}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any string: no panic, never a negative count, and only digits/whitespace/`smhd` pass.
+        #[test]
+        fn duration_never_panics_nor_goes_negative(s in "\\PC{0,24}|[0-9smhdx +-]{0,24}") {
+            if let Some(n) = parse_duration(&s) {
+                prop_assert!(n >= 0);
+                prop_assert!(s.trim().chars().all(|c| c.is_ascii_digit() || "smhd".contains(c)), "{:?}", s);
+                prop_assert!(s.trim().chars().next().is_some_and(|c| c.is_ascii_digit()));
+            }
+        }
+
+        /// Rendering components as `<d>d<h>h<m>m<s>s` (any subset, any order) and bare seconds
+        /// parses back to the total; a unit without a number or a trailing number is refused.
+        #[test]
+        fn duration_round_trips(
+            parts in proptest::collection::vec((0i64..100_000, prop_oneof![Just('s'), Just('m'), Just('h'), Just('d')]), 1..5),
+            secs in 0i64..i64::MAX,
+            pad in "[ \t]{0,2}",
+        ) {
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{u}")).collect();
+            let want: i64 = parts.iter().map(|(n, u)| n * match u { 's' => 1, 'm' => 60, 'h' => 3600, _ => 86_400 }).sum();
+            prop_assert_eq!(parse_duration(&format!("{pad}{text}{pad}")), Some(want));
+            prop_assert_eq!(parse_duration(&secs.to_string()), Some(secs));
+            prop_assert_eq!(parse_duration(&format!("{text}7")), None);
+            prop_assert_eq!(parse_duration(&format!("h{text}")), None);
+        }
+
+        /// Overflow is refused, not wrapped or panicked on.
+        #[test]
+        fn duration_overflow_is_none(n in (i64::MAX / 86_400 + 1)..i64::MAX, u in "[smhd]") {
+            let text = format!("{n}{u}");
+            let want = n.checked_mul(match u.as_str() { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 });
+            prop_assert_eq!(parse_duration(&text), want);
+            prop_assert_eq!(parse_duration(&format!("{}", u128::from(u64::MAX) * 4)), None);
+        }
+
+        /// Any JSON answer: no panic; Err exactly when there is no `data` object; every typed
+        /// field is taken only when it has the right JSON type.
+        #[test]
+        fn lookup_any_json(doc in arb_json(), data in arb_json()) {
+            for d in [doc.clone(), json!({"data": data}), json!({"data": doc})] {
+                let has_data = d.get("data").is_some_and(Value::is_object);
+                match parse_lookup(&d) {
+                    Err(e) => {
+                        prop_assert!(!has_data);
+                        prop_assert_eq!(e, "answer has no data object");
+                    }
+                    Ok(i) => {
+                        prop_assert!(has_data);
+                        let x = &d["data"];
+                        prop_assert_eq!(i.ttl, x["ttl"].as_i64());
+                        prop_assert_eq!(i.renewable, x["renewable"].as_bool());
+                        prop_assert_eq!(&i.display_name, x["display_name"].as_str().unwrap_or(""));
+                        let n = |k: &str| x[k].as_array().map_or(0, |a| a.iter().filter(|v| v.is_string()).count());
+                        prop_assert_eq!(i.policies.len(), n("policies") + n("identity_policies"));
+                    }
+                }
+            }
+        }
+
+        /// A well-formed answer round-trips field by field.
+        #[test]
+        fn lookup_round_trips(
+            dn in "\\PC{0,20}", acc in "[A-Za-z0-9]{0,24}", pol in proptest::collection::vec("[a-z-]{1,10}", 0..5),
+            ipol in proptest::collection::vec("[a-z-]{1,10}", 0..3), ttl in any::<i64>(), period in any::<i64>(),
+            renewable in any::<bool>(), orphan in any::<bool>(),
+        ) {
+            let d = json!({"data": {"display_name": dn, "accessor": acc, "policies": pol, "identity_policies": ipol,
+                "ttl": ttl, "period": period, "renewable": renewable, "orphan": orphan, "type": "service"}});
+            let i = parse_lookup(&d).unwrap();
+            prop_assert_eq!(i.display_name, dn);
+            prop_assert_eq!(i.accessor, acc);
+            prop_assert_eq!(i.policies, [pol, ipol].concat());
+            prop_assert_eq!((i.ttl, i.period, i.renewable, i.orphan), (Some(ttl), Some(period), Some(renewable), Some(orphan)));
+            prop_assert_eq!(i.token_type.as_deref(), Some("service"));
+            prop_assert_eq!(i.explicit_max_ttl, None);
+        }
+    }
+}

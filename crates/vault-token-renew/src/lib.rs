@@ -426,3 +426,126 @@ fn dry_run_inner(opts: &Opts, paths: &Paths, doc: &mut Value) -> (i32, String) {
     }
     (i32::from(!create), text)
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::decide::props::arb_json;
+    use proptest::prelude::*;
+    use std::cell::RefCell;
+
+    /// Answers lookup-self with `lookup`, renew-self with `renew`, lookup-accessor from
+    /// `by_accessor`; records revocations. Anything else fails.
+    struct Fake {
+        lookup: Value,
+        renew: Value,
+        accessors: Vec<String>,
+        by_accessor: Vec<Value>,
+        revoked: RefCell<Vec<String>>,
+    }
+
+    fn no() -> VaultError {
+        VaultError {
+            status: Some(500),
+            text: "not scripted".into(),
+        }
+    }
+
+    impl TokenApi for Fake {
+        fn lookup_self(&self, _: &Secret) -> Result<Value, VaultError> {
+            Ok(self.lookup.clone())
+        }
+        fn renew_self(&self, _: &Secret) -> Result<Value, VaultError> {
+            Ok(self.renew.clone())
+        }
+        fn create(&self, _: &Secret, _: &Value) -> Result<Value, VaultError> {
+            Err(no())
+        }
+        fn list_accessors(&self, _: &Secret) -> Result<Vec<String>, VaultError> {
+            Ok(self.accessors.clone())
+        }
+        fn lookup_accessor(&self, _: &Secret, a: &str) -> Result<Value, VaultError> {
+            let i = self.accessors.iter().position(|x| x == a).ok_or_else(no)?;
+            self.by_accessor.get(i).cloned().ok_or_else(no)
+        }
+        fn revoke_accessor(&self, _: &Secret, a: &str) -> Result<(), VaultError> {
+            self.revoked.borrow_mut().push(a.to_string());
+            Ok(())
+        }
+        fn revoke_self(&self, _: &Secret) -> Result<(), VaultError> {
+            Err(no())
+        }
+        fn capabilities_self(&self, _: &Secret, _: &[&str]) -> Result<Value, VaultError> {
+            Err(no())
+        }
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            user: "u".into(),
+            required_policy: "p".into(),
+            mint_policies: vec!["p".into()],
+            mint_display_name: "devvm-u".into(),
+            expected_display_name: "token-devvm-u".into(),
+            period: "768h".into(),
+            hint: "h".into(),
+        }
+    }
+
+    fn fake(renew: Value, accessors: Vec<String>, by_accessor: Vec<Value>) -> Fake {
+        Fake {
+            lookup: json!({"data": {"display_name": "token-devvm-u", "policies": ["p"], "renewable": true, "period": 2764800}}),
+            renew,
+            accessors,
+            by_accessor,
+            revoked: RefCell::new(Vec::new()),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Any renew-self answer: no panic; OK exactly when it has an `auth` object, with the TTL
+        /// read only from an integer `auth.lease_duration`; otherwise a typed FAIL naming the
+        /// shape problem.
+        #[test]
+        fn renew_answer_any_json(doc in arb_json(), auth in arb_json()) {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("log");
+            for answer in [doc.clone(), json!({"auth": auth.clone()}), json!({"auth": {"lease_duration": auth}})] {
+                let mut rep = Reporter::new(&log);
+                let o = renew_with(&fake(answer.clone(), vec![], vec![]), &scope(), &Secret::new("s.tok".to_string()), &dir.path().join("t"), &mut rep);
+                if answer.get("auth").is_some_and(Value::is_object) {
+                    prop_assert_eq!(o.result, RunResult::Ok);
+                    prop_assert_eq!(o.ttl, answer["auth"]["lease_duration"].as_i64());
+                    prop_assert_eq!(o.error, None);
+                } else {
+                    prop_assert_eq!(o.result, RunResult::Fail);
+                    let e = o.error.unwrap();
+                    prop_assert!(e.contains("invalid JSON from /v1/auth/token/renew-self (auth missing)"), "{}", e);
+                }
+            }
+        }
+
+        /// Any lookup-accessor answers during a sweep: no panic, the kept accessor is never
+        /// revoked, and only answers naming our token under another accessor are revoked.
+        #[test]
+        fn sweep_any_answers(
+            answers in proptest::collection::vec(prop_oneof![
+                arb_json(),
+                "[a-c]{1,2}".prop_map(|a| json!({"data": {"display_name": "token-devvm-u", "accessor": a}})),
+            ], 0..6),
+        ) {
+            let accessors: Vec<String> = (0..answers.len()).map(|i| format!("k{i}")).chain(["keep".to_string()]).collect();
+            let f = fake(Value::Null, accessors, answers.clone());
+            let s = sweep(&f, &Secret::new("s.new".to_string()), "token-devvm-u", "keep");
+            let revoked = f.revoked.borrow();
+            prop_assert!(!revoked.iter().any(|a| a == "keep"));
+            let want: Vec<String> = answers.iter().enumerate().filter(|(_, a)| {
+                parse_lookup(a).is_ok_and(|i| decide::is_stale("token-devvm-u", "keep", &i))
+            }).map(|(i, _)| format!("k{i}")).collect();
+            prop_assert_eq!(&*revoked, &want);
+            prop_assert_eq!(s, Sweep::Revoked(want.len() as u64));
+        }
+    }
+}

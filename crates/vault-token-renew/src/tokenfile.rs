@@ -148,3 +148,107 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A token as §7 allows it: one run of 0x21..=0x7E.
+    fn token(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(0x21u8..=0x7e, 1..=max)
+    }
+
+    /// What `trim_ascii` strips around it.
+    fn ws() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b' '),
+                Just(b'\t'),
+                Just(b'\n'),
+                Just(b'\r'),
+                Just(0x0c)
+            ],
+            0..8,
+        )
+    }
+
+    /// A byte that may not appear inside a token.
+    fn bad_byte() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (0u8..=0x20).prop_map(|b| vec![b]),
+            (0x7fu8..=0xff).prop_map(|b| vec![b]),
+            Just("\u{feff}".as_bytes().to_vec()),
+            Just("ö".as_bytes().to_vec()),
+        ]
+    }
+
+    fn texts(r: &Result<Secret, FileProblem>) -> Vec<String> {
+        match r {
+            Ok(s) => vec![format!("{s:?}"), format!("{s}")],
+            Err(e) => vec![format!("{e:?}"), e.to_string()],
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes: no panic; Ok only for a trimmed run of 0x21..=0x7E of ≤ 4096 bytes, and the
+        /// secret is exactly that run; Empty exactly when only ASCII whitespace.
+        #[test]
+        fn any_bytes_classified_exactly(raw in proptest::collection::vec(any::<u8>(), 0..5000)) {
+            let t = raw.trim_ascii();
+            match parse_token(&raw) {
+                Ok(s) => {
+                    prop_assert!(!t.is_empty() && t.len() <= MAX_TOKEN);
+                    prop_assert!(t.iter().all(|b| (0x21..=0x7e).contains(b)));
+                    prop_assert_eq!(s.expose().as_bytes(), t);
+                }
+                Err(FileProblem::Empty) => prop_assert!(t.is_empty()),
+                Err(FileProblem::NotSingleToken) => prop_assert!(
+                    t.len() > MAX_TOKEN || t.iter().any(|b| !(0x21..=0x7e).contains(b))
+                ),
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+
+        /// A valid token wrapped in any trimmable whitespace is accepted verbatim.
+        #[test]
+        fn wrapped_token_round_trips(pre in ws(), tok in token(MAX_TOKEN), post in ws()) {
+            let raw = [pre, tok.clone(), post].concat();
+            let s = parse_token(&raw).unwrap();
+            prop_assert_eq!(s.expose().as_bytes(), &tok[..]);
+        }
+
+        /// One forbidden byte (space, newline, control, DEL, non-ASCII, BOM) inside the token, or
+        /// a BOM in front of it, makes it NotSingleToken.
+        #[test]
+        fn interior_junk_or_bom_is_rejected(a in token(64), bad in bad_byte(), b in token(64), pre in ws()) {
+            let raw = [pre.clone(), a.clone(), bad, b].concat();
+            prop_assert_eq!(parse_token(&raw).unwrap_err(), FileProblem::NotSingleToken);
+            let bom = [pre, "\u{feff}".as_bytes().to_vec(), a].concat();
+            prop_assert_eq!(parse_token(&bom).unwrap_err(), FileProblem::NotSingleToken);
+        }
+
+        /// Whitespace only → Empty; more than 4096 token bytes → NotSingleToken (huge inputs too).
+        #[test]
+        fn empty_and_overlong(only in ws(), extra in 1usize..70_000, c in 0x21u8..=0x7e) {
+            prop_assert_eq!(parse_token(&only).unwrap_err(), FileProblem::Empty);
+            let long = vec![c; MAX_TOKEN + extra];
+            prop_assert_eq!(parse_token(&long).unwrap_err(), FileProblem::NotSingleToken);
+            prop_assert!(parse_token(&long[..MAX_TOKEN]).is_ok());
+        }
+
+        /// Neither a problem nor the accepted secret ever renders the file's token bytes.
+        #[test]
+        fn token_never_in_rendered_text(pre in ws(), a in "[A-Za-z0-9.]{6,40}", junk in bad_byte(), post in ws()) {
+            let ok = [pre.clone(), a.as_bytes().to_vec(), post.clone()].concat();
+            let bad = [pre, a.as_bytes().to_vec(), junk, a.as_bytes().to_vec(), post].concat();
+            for r in [parse_token(&ok), parse_token(&bad)] {
+                for text in texts(&r) {
+                    prop_assert!(!text.contains(&a), "{}", text);
+                }
+            }
+        }
+    }
+}

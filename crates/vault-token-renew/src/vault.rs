@@ -354,3 +354,34 @@ mod tests {
         assert!(!retryable(&e(None), false));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any error text (controls, newlines, huge) with a Vault-shaped token anywhere in it:
+        /// the result is one line of ≤ 500 chars, no control character, and never the token.
+        #[test]
+        fn one_line_is_bounded_clean_and_secret_free(
+            a in "\\PC{0,300}|[\\x00-\\x1f\\x7f\\u{85}\\u{2028} a-z]{0,300}",
+            b in "\\PC{0,300}|[\\x00-\\x1f\\x7f a-z]{0,700}",
+            token in "(hvs|s|hvb|b)\\.[A-Za-z0-9]{8,40}",
+            other in "[A-Za-z0-9.]{0,12}",
+        ) {
+            let text = format!("{a}{token}{b}{token}");
+            let out = one_line(&text, &[&other, &token]);
+            prop_assert!(!out.contains(&token), "{}", out);
+            prop_assert!(out.chars().count() <= MAX_ERR);
+            prop_assert!(!out.chars().any(|c| c.is_control() || c == '\n'));
+            // Without secrets and for short plain text, only whitespace runs change.
+            let plain = one_line(&a, &[]);
+            if !a.chars().any(char::is_control) && a.chars().count() <= MAX_ERR {
+                prop_assert_eq!(plain, a.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+}
