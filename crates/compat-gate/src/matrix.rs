@@ -831,6 +831,12 @@ mod props {
             }
         }
 
+    }
+
+    proptest! {
+        // Structured generators are the slow part: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
         /// A generated valid matrix, serialized in any of the accepted styles, parses back to
         /// the same structure.
         #[test]

@@ -131,6 +131,11 @@ pub(crate) mod props {
             prop_assert_eq!(super::parse(&text).unwrap(), v);
         }
 
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
         /// A key repeated in any object at any depth is refused, naming the key.
         #[test]
         fn duplicate_keys_refused_at_any_depth(

@@ -455,6 +455,12 @@ mod props {
             }
         }
 
+    }
+
+    proptest! {
+        // Structured generators are the slow part: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
         /// A generated valid removed-API table parses back to the same structure.
         #[test]
         fn removed_api_table_round_trips(t in table(), pretty in any::<bool>()) {
