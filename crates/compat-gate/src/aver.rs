@@ -244,3 +244,84 @@ mod tests {
         assert_eq!(containerd_version("containerd://2.1"), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text: no panic; whatever is accepted matches the documented grammar.
+        #[test]
+        fn parsers_never_panic_and_accept_only_the_grammar(
+            s in "\\PC{0,24}|v?[0-9.]{0,14}|[v0-9.+_-]{0,16}",
+        ) {
+            let digits = |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit());
+            let plain = s.strip_prefix('v').unwrap_or(&s);
+            let parts: Vec<&str> = plain.split('.').collect();
+            let m = Minor::parse(&s);
+            prop_assert_eq!(m.is_some(), parts.len() == 2 && parts.iter().all(|p| digits(p)), "{:?}", s);
+            let v = Ver::parse(&s);
+            prop_assert_eq!(v.is_some(), (2..=3).contains(&parts.len()) && parts.iter().all(|p| digits(p)), "{:?}", s);
+            prop_assert_eq!(Ver::parse_triple(&s).is_some(), v.is_some() && parts.len() == 3);
+            if let Err(e) = running_version(&s) {
+                prop_assert!(e.contains(&format!("{s:?}")), "{}", e);
+            }
+            let _ = version_from_image(&s);
+            let _ = containerd_version(&s);
+            let _ = containerd_version(&format!("containerd://{s}"));
+        }
+
+        /// Display round-trips (with or without `v`) and order is the numeric tuple order.
+        #[test]
+        fn minor_round_trip_and_order(a in (0u32..1_000_000, 0u32..1_000_000), b in (0u32..1_000_000, 0u32..1_000_000), v in any::<bool>()) {
+            let (ma, mb) = (Minor(a.0, a.1), Minor(b.0, b.1));
+            let text = format!("{}{ma}", if v { "v" } else { "" });
+            prop_assert_eq!(Minor::parse(&text), Some(ma));
+            prop_assert_eq!(ma.cmp(&mb), a.cmp(&b));
+        }
+
+        #[test]
+        fn ver_round_trip_and_numeric_order(
+            a in proptest::collection::vec(0u32..1_000_000_000, 2..=3),
+            b in proptest::collection::vec(0u32..1_000_000_000, 2..=3),
+            v in any::<bool>(),
+            suffix in "([-+_][a-z0-9.]{0,8})?",
+        ) {
+            let pa = Ver::parse(&a.iter().map(u32::to_string).collect::<Vec<_>>().join(".")).unwrap();
+            let pb = Ver::parse(&b.iter().map(u32::to_string).collect::<Vec<_>>().join(".")).unwrap();
+            let text = format!("{}{pa}", if v { "v" } else { "" });
+            let back = Ver::parse(&text).unwrap();
+            prop_assert_eq!(back.to_string(), pa.to_string());
+            prop_assert_eq!(&back.parts, &a);
+            // Running versions accept the same core plus a build suffix.
+            prop_assert_eq!(&running_version(&format!("{text}{suffix}")).unwrap().parts, &a);
+            let tuple = |p: &[u32]| (p[0], p[1], p.get(2).copied().unwrap_or(0));
+            prop_assert_eq!(pa.cmp(&pb), tuple(&a).cmp(&tuple(&b)));
+            prop_assert_eq!(pa == pb, tuple(&a) == tuple(&b));
+            prop_assert_eq!(pa.major_minor(), (a[0], a[1]));
+        }
+
+        /// The containerd rule: a version at or above its own branch floor passes; a refusal
+        /// always names a floor above the version.
+        #[test]
+        fn containerd_supported_refusals_point_upward(
+            floors in proptest::collection::vec((0u32..4, 0u32..4, 0u32..6), 1..5),
+            v in (0u32..5, 0u32..5, 0u32..7),
+        ) {
+            let mk = |t: (u32, u32, u32)| Ver::parse(&format!("{}.{}.{}", t.0, t.1, t.2)).unwrap();
+            let fl: Vec<Ver> = floors.iter().copied().map(mk).collect();
+            let ver = mk(v);
+            prop_assert_eq!(containerd_version(&format!("containerd://v{ver}-k3s1")), Some(ver.clone()));
+            match containerd_supported(&ver, &fl) {
+                Ok(()) => {}
+                Err(f) => {
+                    prop_assert!(f > ver);
+                    prop_assert!(fl.contains(&f));
+                }
+            }
+        }
+    }
+}

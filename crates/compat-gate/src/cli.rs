@@ -812,3 +812,75 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Exactly the eight words (any case) are booleans; a refusal names the variable and
+        /// quotes the value.
+        #[test]
+        fn parse_bool_accepts_exactly_the_words(
+            v in "\\PC{0,8}|(?i:1|0|true|false|yes|no|on|off)|[ \\t]?(?i:true|off)[ \\t]?",
+        ) {
+            let lower = v.to_ascii_lowercase();
+            match parse_bool("COMPAT_JSON", &v) {
+                Ok(b) => {
+                    prop_assert!(["1", "true", "yes", "on", "0", "false", "no", "off"].contains(&lower.as_str()));
+                    prop_assert_eq!(b, ["1", "true", "yes", "on"].contains(&lower.as_str()));
+                }
+                Err(e) => {
+                    prop_assert!(!["1", "true", "yes", "on", "0", "false", "no", "off"].contains(&lower.as_str()));
+                    prop_assert!(e.starts_with(&format!("COMPAT_JSON={v:?} ")), "{}", e);
+                }
+            }
+        }
+
+        /// Env durations: whole seconds 1..=86400 (blanks around allowed), anything else is an
+        /// error naming the variable and quoting the value.
+        #[test]
+        fn parse_secs_bounds(
+            n in prop_oneof![0u64..200_000, Just(86_400u64), Just(86_401), Just(u64::MAX)],
+            pad in "[ \\t]{0,2}",
+            junk in "\\PC{0,12}|[+-]?[0-9]{0,22}(\\.[0-9]?)?s?",
+        ) {
+            let text = format!("{pad}{n}{pad}");
+            match parse_secs("deadline", &text) {
+                Ok(d) => {
+                    prop_assert!((1..=86_400).contains(&n));
+                    prop_assert_eq!(d, Duration::from_secs(n));
+                }
+                Err(e) => {
+                    prop_assert!(n == 0 || n > 86_400);
+                    prop_assert_eq!(e, format!("deadline={text:?} is not a whole number of seconds (1-86400)"));
+                }
+            }
+            match parse_secs("timeout", &junk) {
+                Ok(d) => {
+                    let n: u64 = junk.trim().parse().unwrap();
+                    prop_assert_eq!(d.as_secs(), n);
+                    prop_assert!((1..=86_400).contains(&n));
+                }
+                Err(e) => prop_assert!(e.starts_with(&format!("timeout={junk:?} ")), "{}", e),
+            }
+        }
+
+        /// mask_url never shows the password of a URL.
+        #[test]
+        fn mask_url_hides_credentials(
+            user in "[a-z]{1,8}",
+            pw in "[A-Za-z0-9]{10,20}",
+            host in "[a-z]{1,10}(:[0-9]{2,5})?",
+            path in "(/[a-z0-9]{0,8}){0,3}",
+            junk in "\\PC{0,40}",
+        ) {
+            let m = mask_url(&format!("https://{user}:{pw}@{host}{path}"));
+            prop_assert!(!m.contains(&pw), "{}", m);
+            let _ = mask_url(&junk);
+        }
+    }
+}

@@ -1351,3 +1351,75 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `COMPAT_API_SOURCES`: any text never panics; accepted iff every non-blank word is a
+        /// known source and there is one; the result has exactly the words named.
+        #[test]
+        fn sources_parse_accepts_exactly_known_words(
+            words in proptest::collection::vec(prop_oneof![
+                Just("metrics".to_string()), Just("annotations".to_string()), Just("helm".to_string()),
+                Just(String::new()), "[ \\t]{0,2}", "\\PC{0,8}", Just("Helm".to_string()),
+            ], 0..5),
+            pad in "[ \\t]{0,2}",
+        ) {
+            let text = words.iter().map(|w| format!("{pad}{w}{pad}")).collect::<Vec<_>>().join(",");
+            let named: Vec<&str> = text.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+            let known = ["metrics", "annotations", "helm"];
+            match Sources::parse(&text) {
+                Ok(s) => {
+                    prop_assert!(!named.is_empty() && named.iter().all(|w| known.contains(w)));
+                    prop_assert_eq!(s.metrics, named.contains(&"metrics"));
+                    prop_assert_eq!(s.annotations, named.contains(&"annotations"));
+                    prop_assert_eq!(s.helm, named.contains(&"helm"));
+                    // Display round-trips.
+                    prop_assert_eq!(Sources::parse(&s.to_string()).unwrap(), s);
+                }
+                Err(e) => {
+                    prop_assert!(named.is_empty() || !named.iter().all(|w| known.contains(w)), "{}", e);
+                    if let Some(bad) = named.iter().find(|w| !known.contains(w)) {
+                        prop_assert!(e.contains(&format!("{bad:?}")), "{}", e);
+                    }
+                }
+            }
+        }
+
+        /// Every non-empty subset round-trips through Display.
+        #[test]
+        fn sources_display_round_trips(m in any::<bool>(), a in any::<bool>(), h in any::<bool>()) {
+            let s = Sources { metrics: m, annotations: a, helm: h };
+            let r = Sources::parse(&s.to_string());
+            if m || a || h {
+                prop_assert_eq!(r.unwrap(), s);
+            } else {
+                prop_assert!(r.is_err());
+            }
+        }
+
+        /// The target: any text never panics, a refusal reads `target: "<input>" …`; a valid
+        /// version round-trips and ordering is numeric.
+        #[test]
+        fn parse_target_round_trip_and_refusals(
+            junk in "\\PC{0,24}|v?[0-9.]{0,12}",
+            a in (0u32..100, 0u32..100, 0u32..100),
+            b in (0u32..100, 0u32..100, 0u32..100),
+            v in any::<bool>(),
+        ) {
+            if let Err(e) = parse_target(&junk) {
+                prop_assert!(e.starts_with(&format!("target: {junk:?}")), "{}", e);
+            }
+            let p = |t: (u32, u32, u32)| parse_target(&format!("{}{}.{}.{}", if v { "v" } else { "" }, t.0, t.1, t.2)).unwrap();
+            let (ka, kb) = (p(a), p(b));
+            prop_assert_eq!(ka, KubeVersion::new(a.0, a.1, a.2));
+            prop_assert_eq!(parse_target(&ka.to_string()).unwrap(), ka);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+    }
+}

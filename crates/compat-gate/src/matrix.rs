@@ -569,3 +569,340 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Map};
+
+    const PATH: &str = "/etc/homelab/addon-compat.json";
+
+    fn ver(p: &[u32]) -> Ver {
+        Ver::parse(&p.iter().map(u32::to_string).collect::<Vec<_>>().join(".")).unwrap()
+    }
+
+    fn minor() -> impl Strategy<Value = Minor> {
+        (0u32..3, 0u32..60).prop_map(|(a, b)| Minor(a, b))
+    }
+
+    fn workload() -> impl Strategy<Value = WorkloadRef> {
+        let dns = "[a-z0-9][a-z0-9.-]{0,20}";
+        (
+            dns,
+            prop_oneof![
+                Just(WorkloadKind::Deployment),
+                Just(WorkloadKind::DaemonSet),
+                Just(WorkloadKind::StatefulSet)
+            ],
+            dns,
+        )
+            .prop_map(|(namespace, kind, name)| WorkloadRef {
+                namespace,
+                kind,
+                name,
+            })
+    }
+
+    /// Rows with distinct numeric versions, 2 or 3 components each, sorted ascending.
+    fn rows() -> impl Strategy<Value = Vec<Row>> {
+        proptest::collection::btree_map(
+            (0u32..30, 0u32..30, proptest::option::of(0u32..30)),
+            (minor(), proptest::option::of(0u32..60)),
+            1..6,
+        )
+        .prop_map(|m| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut out = Vec::new();
+            for ((a, b, c), (max, min)) in m {
+                // 1.2 and 1.2.0 are the same version: keep one.
+                if !seen.insert((a, b, c.unwrap_or(0))) {
+                    continue;
+                }
+                let parts: Vec<u32> = [Some(a), Some(b), c].into_iter().flatten().collect();
+                out.push(Row {
+                    version: ver(&parts),
+                    max_k8s: max,
+                    min_k8s: min.map(|m| Minor(max.0, m.min(max.1))),
+                });
+            }
+            out
+        })
+    }
+
+    fn addon() -> impl Strategy<Value = Addon> {
+        (
+            workload(),
+            proptest::option::of("\\PC{1,12}"),
+            proptest::option::of("[a-z0-9./-]{1,24}"),
+            rows(),
+            proptest::option::of("[a-zA-Z0-9][a-zA-Z0-9 .+-]{0,30}[a-zA-Z0-9]|[a-z]"),
+            any::<bool>(),
+        )
+            .prop_map(|(workload, container, label, rows, pin, optional)| Addon {
+                name: String::new(),
+                workload,
+                container,
+                version_from: label.map_or(VersionFrom::Image, VersionFrom::Label),
+                rows,
+                pinned: pin.is_some(),
+                pin_reason: pin,
+                optional,
+            })
+    }
+
+    /// A valid matrix (path and sha filled in by the caller).
+    fn matrix() -> impl Strategy<Value = Matrix> {
+        (
+            proptest::collection::btree_map("[a-z0-9][a-z0-9._-]{0,20}", addon(), 0..5),
+            proptest::collection::btree_map(
+                minor(),
+                proptest::collection::btree_map((0u32..4, 0u32..10), 0u32..40, 1..4),
+                0..4,
+            ),
+        )
+            .prop_map(|(addons, cmin)| Matrix {
+                path: PathBuf::from(PATH),
+                sha256: String::new(),
+                addons: addons
+                    .into_iter()
+                    .map(|(name, mut a)| {
+                        a.name = name;
+                        a
+                    })
+                    .collect(),
+                containerd_min: cmin
+                    .into_iter()
+                    .map(|(k, fl)| {
+                        (
+                            k,
+                            fl.into_iter().map(|((a, b), c)| ver(&[a, b, c])).collect(),
+                        )
+                    })
+                    .collect(),
+            })
+    }
+
+    /// Render the way an operator might write it: object or array rows, optional `v`,
+    /// explicit nulls/defaults, `_comment` keys, floors in reverse order.
+    fn render(m: &Matrix, style: u8) -> Value {
+        let object_rows = style & 1 != 0;
+        let vpref = if style & 2 != 0 { "v" } else { "" };
+        let noisy = style & 4 != 0;
+        let mut top = Map::new();
+        if noisy {
+            top.insert(
+                "_comment".into(),
+                json!("addon version -> highest supported k8s minor"),
+            );
+        }
+        for a in &m.addons {
+            let mut o = Map::new();
+            o.insert("workload".into(), json!(a.workload.to_string()));
+            match &a.container {
+                Some(c) => {
+                    o.insert("container".into(), json!(c));
+                }
+                None if noisy => {
+                    o.insert("container".into(), Value::Null);
+                }
+                None => {}
+            }
+            match &a.version_from {
+                VersionFrom::Label(l) => {
+                    o.insert("version_from".into(), json!(format!("label:{l}")));
+                }
+                VersionFrom::Image if noisy => {
+                    o.insert("version_from".into(), json!("image"));
+                }
+                VersionFrom::Image => {}
+            }
+            let usable_object = object_rows && a.rows.iter().all(|r| r.min_k8s.is_none());
+            let versions = if usable_object {
+                let mut vm = Map::new();
+                for r in a.rows.iter().rev() {
+                    vm.insert(
+                        format!("{vpref}{}", r.version),
+                        json!(r.max_k8s.to_string()),
+                    );
+                }
+                if noisy {
+                    vm.insert("_note".into(), json!(1));
+                }
+                Value::Object(vm)
+            } else {
+                Value::Array(
+                    a.rows
+                        .iter()
+                        .rev()
+                        .map(|r| {
+                            let mut ro = Map::new();
+                            ro.insert("version".into(), json!(format!("{vpref}{}", r.version)));
+                            ro.insert("max_k8s".into(), json!(format!("{vpref}{}", r.max_k8s)));
+                            match r.min_k8s {
+                                Some(mn) => {
+                                    ro.insert("min_k8s".into(), json!(mn.to_string()));
+                                }
+                                None if noisy => {
+                                    ro.insert("min_k8s".into(), Value::Null);
+                                }
+                                None => {}
+                            }
+                            Value::Object(ro)
+                        })
+                        .collect(),
+                )
+            };
+            o.insert("versions".into(), versions);
+            if a.pinned || noisy {
+                o.insert("pinned".into(), json!(a.pinned));
+            }
+            if let Some(r) = &a.pin_reason {
+                // Surrounding blanks are trimmed by the parser.
+                o.insert(
+                    "pin_reason".into(),
+                    json!(if noisy { format!("  {r}\t") } else { r.clone() }),
+                );
+            }
+            if a.optional || noisy {
+                o.insert("optional".into(), json!(a.optional));
+            }
+            if noisy {
+                o.insert("_owner".into(), json!("me"));
+            }
+            top.insert(a.name.clone(), Value::Object(o));
+        }
+        if !m.containerd_min.is_empty() || noisy {
+            let mut c = Map::new();
+            for (k, fl) in &m.containerd_min {
+                c.insert(
+                    format!("{vpref}{k}"),
+                    Value::Array(
+                        fl.iter()
+                            .rev()
+                            .map(|f| json!(format!("{vpref}{f}")))
+                            .collect(),
+                    ),
+                );
+            }
+            top.insert("_containerd_min".into(), Value::Object(c));
+        }
+        Value::Object(top)
+    }
+
+    fn p(text: &str) -> Result<Matrix, MatrixError> {
+        parse_matrix(Path::new(PATH), text)
+    }
+
+    fn same(got: &Matrix, want: &Matrix) -> Result<(), TestCaseError> {
+        prop_assert_eq!(got, want);
+        // Ver equality is numeric: also check the exact text of every version.
+        for (g, w) in got.addons.iter().zip(&want.addons) {
+            let gs: Vec<String> = g.rows.iter().map(|r| r.version.to_string()).collect();
+            let ws: Vec<String> = w.rows.iter().map(|r| r.version.to_string()).collect();
+            prop_assert_eq!(gs, ws);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text: no panic; every refusal is `matrix <path>: …`.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,80}|\\{[\\[\\]{}\",:0-9a-z_./ ]{0,80}") {
+            if let Err(e) = p(&s) {
+                prop_assert!(e.to_string().starts_with(&format!("matrix {PATH}: ")), "{}", e);
+            }
+        }
+
+        /// Arbitrary JSON of any shape, at the top or as an addon entry: no panic, errors
+        /// name the file (and the addon when one is at fault).
+        #[test]
+        fn arbitrary_json_never_panics(v in crate::strictjson::props::any_json(), name in "[a-z][a-z0-9-]{0,8}") {
+            for (i, doc) in [v.clone(), json!({ name.clone(): v.clone() }), json!({"_containerd_min": v.clone()})].into_iter().enumerate() {
+                if let Err(e) = p(&doc.to_string()) {
+                    let msg = e.to_string();
+                    prop_assert!(msg.starts_with(&format!("matrix {PATH}: ")), "{}", msg);
+                    if i == 1 && v.is_object() {
+                        prop_assert_eq!(e.addon.as_deref(), Some(name.as_str()), "{}", msg);
+                    }
+                }
+            }
+        }
+
+    }
+
+    proptest! {
+        // Structured generators are the slow part: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A generated valid matrix, serialized in any of the accepted styles, parses back to
+        /// the same structure.
+        #[test]
+        fn valid_matrix_round_trips(m in matrix(), style in 0u8..8, pretty in any::<bool>()) {
+            let doc = render(&m, style);
+            let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
+            let got = p(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            let want = Matrix { sha256: sha256_hex(text.as_bytes()), ..m };
+            same(&got, &want)?;
+        }
+
+        /// A valid matrix with one field of one addon turned to the wrong JSON type is refused,
+        /// naming the file and that addon.
+        #[test]
+        fn wrong_types_refused(
+            m in matrix().prop_filter("needs an addon", |m| !m.addons.is_empty()),
+            pick in any::<prop::sample::Index>(),
+            field in 0usize..7,
+            junk in prop_oneof![Just(json!(7)), Just(json!([])), Just(json!({})), Just(json!(true)), Just(json!(-1.5))],
+        ) {
+            let mut doc = render(&m, 0);
+            let a = &m.addons[pick.index(m.addons.len())];
+            let entry = doc.get_mut(&a.name).unwrap().as_object_mut().unwrap();
+            let (key, bad) = match field {
+                0 => ("workload", junk.clone()),
+                1 => ("container", if junk.is_string() { json!("") } else { junk.clone() }),
+                2 => ("version_from", junk.clone()),
+                3 => ("versions", if junk.is_object() || junk.is_array() { json!("1.2") } else { junk.clone() }),
+                4 => ("pinned", if junk.is_boolean() { json!("true") } else { junk.clone() }),
+                5 => ("optional", if junk.is_boolean() { json!(1) } else { junk.clone() }),
+                _ => ("pin_reason", if junk.is_boolean() { json!(0) } else { junk.clone() }),
+            };
+            entry.insert(key.into(), bad);
+            let e = p(&doc.to_string()).unwrap_err();
+            let msg = e.to_string();
+            prop_assert_eq!(e.addon.as_deref(), Some(a.name.as_str()), "{}", msg);
+            prop_assert!(msg.starts_with(&format!("matrix {PATH}: {}: {key}", a.name)), "{}", msg);
+        }
+
+        /// A key written twice anywhere in a valid matrix is refused as invalid JSON naming the
+        /// file and the key (serde_json alone would keep the last value silently).
+        #[test]
+        fn duplicate_keys_refused(
+            m in matrix().prop_filter("needs an addon", |m| !m.addons.is_empty()),
+            pick in any::<prop::sample::Index>(),
+            level in 0usize..3,
+        ) {
+            let a = &m.addons[pick.index(m.addons.len())];
+            let text = render(&m, 0).to_string();
+            let (needle, key) = match level {
+                0 => (format!("{}:{{", serde_json::to_string(&a.name).unwrap()), a.name.clone()),
+                1 => (format!("{}:{{\"workload\":", serde_json::to_string(&a.name).unwrap()), "workload".to_string()),
+                _ => ("\"_containerd_min\":{".to_string(), "_containerd_min".to_string()),
+            };
+            let Some(at) = text.find(&needle) else { return Ok(()) };
+            // Insert a copy of the key right after the opening brace of the enclosing object.
+            let dup = match level {
+                0 => format!("{}:{{}},", serde_json::to_string(&key).unwrap()),
+                1 => "\"workload\":\"x/deployment/y\",".to_string(),
+                _ => "\"_containerd_min\":{},".to_string(),
+            };
+            let open = if level == 1 { at + needle.len() - "\"workload\":".len() } else { 1 };
+            let mut t = text.clone();
+            t.insert_str(open, &dup);
+            let e = p(&t).unwrap_err().to_string();
+            prop_assert!(e.starts_with(&format!("matrix {PATH}: invalid JSON: duplicate key {key:?}")), "{}\n{}", e, t);
+        }
+    }
+}

@@ -319,3 +319,73 @@ mod tests {
         assert_eq!(s3.version, "v1");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Exposition-format label value escaping.
+    fn esc(v: &str) -> String {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary metrics lines never panic.
+        #[test]
+        fn series_never_panics(
+            s in "\\PC{0,80}",
+            body in "[{}a-z_=\",\\\\ \\n]{0,40}",
+        ) {
+            let _ = deprecated_series(&s);
+            let _ = parse_series(&s);
+            let _ = deprecated_series(&format!("apiserver_requested_deprecated_apis{{{body}"));
+            let _ = deprecated_series(&format!("apiserver_requested_deprecated_apis{body}"));
+            let _ = manifest_documents(&s);
+            let _ = last_applied(&s);
+        }
+
+        /// Rendered label sets (any value, escaped) parse back to the same labels, with or
+        /// without a trailing comma; a line of another metric is `None`.
+        #[test]
+        fn series_round_trip(
+            labels in proptest::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,12}", "\\PC{0,16}|[\\\\\"\\n{},=]{0,6}"), 0..6),
+            trailing in any::<bool>(),
+            value in "[0-9]{1,6}",
+        ) {
+            let body = labels.iter().map(|(n, v)| format!("{n}=\"{}\"", esc(v))).collect::<Vec<_>>().join(",");
+            let comma = if trailing && !labels.is_empty() { "," } else { "" };
+            let line = format!("apiserver_requested_deprecated_apis{{{body}{comma}}} {value}");
+            prop_assert_eq!(parse_series(&line["apiserver_requested_deprecated_apis".len()..]).unwrap(), labels.clone());
+            let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            let s = deprecated_series(&line).unwrap().unwrap();
+            prop_assert_eq!(s.group, get("group"));
+            prop_assert_eq!(s.removed_release, get("removed_release"));
+            let other = format!("apiserver_requested_deprecated_apis_total{{{body}}} 1");
+            prop_assert!(deprecated_series(&other).is_none());
+        }
+
+        /// A value left unterminated is an error naming the label.
+        #[test]
+        fn unterminated_value_refused(name in "[a-z_]{1,10}", v in "[a-z0-9 .]{0,10}") {
+            let r = deprecated_series(&format!("apiserver_requested_deprecated_apis{{{name}=\"{v}")).unwrap();
+            prop_assert_eq!(r.unwrap_err(), format!("label {name}: unterminated value"));
+        }
+
+        /// Manifests: one (apiVersion, kind) per document that has both.
+        #[test]
+        fn manifest_documents_round_trip(
+            docs in proptest::collection::vec(("[a-z.]{0,8}/?v[0-9]", "[A-Z][a-zA-Z]{0,10}", any::<bool>()), 0..5),
+        ) {
+            let text = docs.iter().map(|(a, k, q)| {
+                if *q { format!("apiVersion: \"{a}\"\nmetadata:\n  kind: x\nkind: '{k}'\n") } else { format!("kind: {k}\r\napiVersion: {a}\n") }
+            }).collect::<Vec<_>>().join("---\n");
+            let want: Vec<(String, String)> = docs.iter().map(|(a, k, _)| (a.clone(), k.clone())).collect();
+            prop_assert_eq!(manifest_documents(&text), want);
+        }
+    }
+}

@@ -89,3 +89,72 @@ mod tests {
         assert!(super::parse("").is_err());
     }
 }
+
+#[cfg(test)]
+pub(crate) mod props {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON value without duplicate keys (floats left out: their text is not canonical).
+    pub(crate) fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            "\\PC{0,12}|[\\x00-\\x1f\"\\\\]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("\\PC{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text never panics; whatever it accepts, serde_json accepts too.
+        #[test]
+        fn never_panics(s in "\\PC{0,64}|[\\[\\]{}\",:0-9a-z \\n]{0,64}") {
+            if let Ok(v) = super::parse(&s) {
+                prop_assert_eq!(Some(v), serde_json::from_str::<Value>(&s).ok());
+            }
+        }
+
+        /// Serialized (compact or pretty) documents without duplicates parse back unchanged.
+        #[test]
+        fn round_trip(v in any_json(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            prop_assert_eq!(super::parse(&text).unwrap(), v);
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A key repeated in any object at any depth is refused, naming the key.
+        #[test]
+        fn duplicate_keys_refused_at_any_depth(
+            key in "[a-z_]{1,8}",
+            a in any_json(),
+            b in any_json(),
+            other in any_json(),
+            depth in 0usize..5,
+        ) {
+            let mut text = format!(
+                "{{{k}:{a},\"{key}_other\":{other},{k}:{b}}}",
+                k = serde_json::to_string(&key).unwrap(),
+            );
+            for d in 0..depth {
+                text = if d % 2 == 0 { format!("[1,{text},null]") } else { format!("{{\"w{d}\":{text}}}") };
+            }
+            let e = super::parse(&text).unwrap_err();
+            let want = format!("duplicate key {key:?}");
+            prop_assert!(e.contains(&want), "{}", e);
+        }
+    }
+}

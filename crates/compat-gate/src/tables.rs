@@ -328,3 +328,205 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Map};
+
+    fn date() -> impl Strategy<Value = String> {
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    }
+
+    fn table() -> impl Strategy<Value = RemovedApiTable> {
+        (
+            "\\PC{0,30}",
+            date(),
+            (1u32..3, 0u32..60),
+            proptest::collection::btree_map(
+                (
+                    "[a-z.]{0,12}",
+                    "v[0-9]{1,2}(alpha|beta)?[0-9]?",
+                    "[A-Z][A-Za-z]{0,12}",
+                ),
+                ("\\PC{1,12}", 0u32..60, "([a-z.]{0,10}/)?v[0-9]|"),
+                0..8,
+            ),
+        )
+            .prop_map(|(source, checked, (maj, min), rm)| RemovedApiTable {
+                origin: Origin::File(PathBuf::from("/etc/x.json")),
+                source,
+                checked,
+                covers_through: Minor(maj, min),
+                removals: rm
+                    .into_iter()
+                    .map(
+                        |((group, version, kind), (resource, m, replacement))| Removal {
+                            group,
+                            version,
+                            kind,
+                            resource,
+                            removed_in: Minor(maj, m.min(min)),
+                            replacement,
+                        },
+                    )
+                    .collect(),
+            })
+    }
+
+    fn render_table(t: &RemovedApiTable) -> Value {
+        json!({
+            "_comment": "generated",
+            "source": t.source,
+            "checked": t.checked,
+            "covers_through": t.covers_through.to_string(),
+            "removals": t.removals.iter().map(|r| json!({
+                "group": r.group, "version": r.version, "kind": r.kind, "resource": r.resource,
+                "removed_in": format!("v{}", r.removed_in), "replacement": r.replacement, "_why": null,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn floors() -> impl Strategy<Value = ContainerdFloors> {
+        (
+            "\\PC{0,30}",
+            date(),
+            proptest::collection::btree_map(
+                (0u32..3, 0u32..60),
+                proptest::collection::vec((0u32..4, 0u32..10, 0u32..40), 1..4),
+                0..5,
+            ),
+        )
+            .prop_map(|(source, checked, f)| ContainerdFloors {
+                source,
+                checked,
+                floors: f
+                    .into_iter()
+                    .map(|((a, b), l)| {
+                        let mut l: Vec<Ver> = l
+                            .into_iter()
+                            .map(|(x, y, z)| Ver::parse_triple(&format!("{x}.{y}.{z}")).unwrap())
+                            .collect();
+                        l.sort();
+                        (Minor(a, b), l)
+                    })
+                    .collect(),
+            })
+    }
+
+    fn render_floors(f: &ContainerdFloors) -> Value {
+        let mut m = Map::new();
+        for (k, l) in &f.floors {
+            m.insert(
+                k.to_string(),
+                Value::Array(l.iter().rev().map(|v| json!(v.to_string())).collect()),
+            );
+        }
+        json!({"source": f.source, "checked": f.checked, "floors": m})
+    }
+
+    fn junk() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(null)),
+            Just(json!(3)),
+            Just(json!(true)),
+            Just(json!([])),
+            Just(json!({}))
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text or JSON: neither table parser panics.
+        #[test]
+        fn arbitrary_input_never_panics(
+            s in "\\PC{0,80}|\\{[\\[\\]{}\",:0-9a-z_./ ]{0,80}",
+            v in crate::strictjson::props::any_json(),
+        ) {
+            let _ = RemovedApiTable::parse(&s, Origin::CompiledIn);
+            let _ = ContainerdFloors::parse(&s);
+            for doc in [v.clone(), json!({"source": "s", "checked": "2026-01-01", "covers_through": "1.35", "removals": v.clone()}),
+                        json!({"source": "s", "checked": "2026-01-01", "floors": v.clone()}),
+                        json!({"source": "s", "checked": "2026-01-01", "covers_through": "1.35", "removals": [v.clone()]})] {
+                let _ = RemovedApiTable::parse(&doc.to_string(), Origin::CompiledIn);
+                let _ = ContainerdFloors::parse(&doc.to_string());
+            }
+        }
+
+    }
+
+    proptest! {
+        // Structured generators are the slow part: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A generated valid removed-API table parses back to the same structure.
+        #[test]
+        fn removed_api_table_round_trips(t in table(), pretty in any::<bool>()) {
+            let doc = render_table(&t);
+            let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) }.unwrap();
+            prop_assert_eq!(RemovedApiTable::parse(&text, t.origin.clone()).unwrap(), t);
+        }
+
+        /// A wrong type at the top or in a removal is refused, naming the field (and the row).
+        #[test]
+        fn removed_api_table_wrong_types_refused(
+            t in table().prop_filter("one removal", |t| !t.removals.is_empty()),
+            top in any::<bool>(),
+            field in 0usize..6,
+            row in any::<prop::sample::Index>(),
+            bad in junk(),
+        ) {
+            let mut doc = render_table(&t);
+            let e = if top {
+                let key = ["source", "checked", "covers_through", "removals", "source", "checked"][field];
+                let bad = if key == "removals" && bad.is_array() { json!({}) } else { bad };
+                doc[key] = bad;
+                let e = RemovedApiTable::parse(&doc.to_string(), Origin::CompiledIn).unwrap_err();
+                prop_assert!(e.starts_with(&format!("table: {key} missing")) || e.starts_with(&format!("{key}: missing")), "{}", e);
+                e
+            } else {
+                let i = row.index(t.removals.len());
+                let key = ["group", "version", "kind", "resource", "removed_in", "replacement"][field];
+                doc["removals"][i][key] = bad;
+                let e = RemovedApiTable::parse(&doc.to_string(), Origin::CompiledIn).unwrap_err();
+                prop_assert_eq!(&e, &format!("removals[{i}]: {key} missing or not a string"));
+                e
+            };
+            prop_assert!(!e.is_empty());
+        }
+
+        /// A duplicated (group, version, kind) row is refused, naming the later row.
+        #[test]
+        fn removed_api_table_duplicate_rows_refused(t in table().prop_filter("one removal", |t| !t.removals.is_empty()), row in any::<prop::sample::Index>()) {
+            let mut doc = render_table(&t);
+            let i = row.index(t.removals.len());
+            let copy = doc["removals"][i].clone();
+            doc["removals"].as_array_mut().unwrap().push(copy);
+            let e = RemovedApiTable::parse(&doc.to_string(), Origin::CompiledIn).unwrap_err();
+            let n = t.removals.len();
+            prop_assert!(e.starts_with(&format!("removals[{n}]: ")) && e.ends_with("listed twice"), "{}", e);
+        }
+
+        /// Generated containerd floors parse back (sorted) to the same structure.
+        #[test]
+        fn containerd_floors_round_trip(f in floors()) {
+            let text = render_floors(&f).to_string();
+            prop_assert_eq!(ContainerdFloors::parse(&text).unwrap(), f);
+        }
+
+        /// A non-triple floor or non-minor key is refused, naming the key.
+        #[test]
+        fn containerd_floors_bad_entries_refused(
+            f in floors().prop_filter("one minor", |f| !f.floors.is_empty()),
+            bad in prop_oneof![Just(json!("2.0")), Just(json!("2.0.0.1")), Just(json!(2)), Just(json!(null)), Just(json!("x.y.z"))],
+        ) {
+            let mut doc = render_floors(&f);
+            let k = f.floors.keys().next().unwrap().to_string();
+            doc["floors"][&k].as_array_mut().unwrap().push(bad);
+            let e = ContainerdFloors::parse(&doc.to_string()).unwrap_err();
+            prop_assert!(e.starts_with(&format!("floors: {k}: ")) && e.ends_with(" is not x.y.z"), "{}", e);
+        }
+    }
+}

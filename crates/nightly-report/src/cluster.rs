@@ -173,3 +173,70 @@ mod tests {
         assert_eq!((garbage.name.as_str(), garbage.start), ("", None));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::trend::props::any_json;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary JSON at any level of a Node or Job object: never panics; strings are
+        /// taken only from strings.
+        #[test]
+        fn parse_node_and_job_never_panic(v in any_json(), w in any_json()) {
+            for doc in [
+                v.clone(),
+                json!({"metadata": v.clone(), "status": w.clone(), "spec": v.clone()}),
+                json!({"metadata": {"name": v.clone(), "creationTimestamp": w.clone()},
+                       "status": {"conditions": [v.clone(), w.clone()], "nodeInfo": v.clone(), "startTime": v.clone(), "active": w.clone()}}),
+            ] {
+                let n = parse_node(&doc);
+                prop_assert_eq!(n.name, doc["metadata"]["name"].as_str().unwrap_or_default());
+                let j = parse_job(&doc);
+                prop_assert_eq!(j.name, doc["metadata"]["name"].as_str().unwrap_or_default());
+                prop_assert_eq!(j.active, doc["status"]["active"].as_i64().unwrap_or(0));
+            }
+            let _ = ts(&v);
+        }
+
+        /// Well-formed objects read back: names, kubelet, readiness, cordon; Job times in
+        /// Unix seconds from RFC 3339 in any offset.
+        #[test]
+        fn well_formed_objects_read_back(
+            name in "[a-z0-9][a-z0-9.-]{0,30}",
+            kubelet in "v1\\.[0-9]{1,2}\\.[0-9]{1,2}(\\+k3s1)?",
+            ready in prop_oneof![Just("True"), Just("False"), Just("Unknown")],
+            cordon in proptest::option::of(any::<bool>()),
+            t in 0i64..4_000_000_000,
+            off in -12i64..=12,
+            active in proptest::option::of(0i64..5),
+            conds in proptest::collection::vec(("[A-Za-z]{1,12}", prop_oneof![Just("True"), Just("False")], "[A-Za-z]{0,20}", 0i64..100_000), 0..4),
+        ) {
+            let rfc = |u: i64| {
+                let o = time::UtcOffset::from_whole_seconds((off * 3600) as i32).unwrap();
+                time::OffsetDateTime::from_unix_timestamp(u).unwrap().to_offset(o)
+                    .format(&time::format_description::well_known::Rfc3339).unwrap()
+            };
+            let mut node = json!({"metadata": {"name": name}, "status": {"nodeInfo": {"kubeletVersion": kubelet},
+                "conditions": [{"type": "MemoryPressure", "status": "True"}, {"type": "Ready", "status": ready}]}});
+            if let Some(c) = cordon { node["spec"] = json!({"unschedulable": c}); }
+            prop_assert_eq!(parse_node(&node), crate::decide::Node {
+                name: name.clone(), kubelet: kubelet.clone(), ready: ready == "True", unschedulable: cordon.unwrap_or(false),
+            });
+            let mut job = json!({"metadata": {"name": name, "creationTimestamp": rfc(t)},
+                "status": {"startTime": rfc(t + 1), "completionTime": rfc(t + 2),
+                    "conditions": conds.iter().map(|(ty, st, re, d)| json!({"type": ty, "status": st, "reason": re, "lastTransitionTime": rfc(t + d)})).collect::<Vec<_>>()}});
+            if let Some(a) = active { job["status"]["active"] = json!(a); }
+            let j = parse_job(&job);
+            prop_assert_eq!((j.created, j.start, j.completion, j.active), (Some(t), Some(t + 1), Some(t + 2), active.unwrap_or(0)));
+            prop_assert_eq!(j.conditions.len(), conds.len());
+            for (c, (ty, st, re, d)) in j.conditions.iter().zip(&conds) {
+                prop_assert_eq!((&c.type_, &c.status, &c.reason, c.last_transition), (ty, &st.to_string(), re, Some(t + d)));
+            }
+        }
+    }
+}

@@ -461,3 +461,105 @@ mod tests {
         assert_eq!(redact_userinfo("http://u:pw@pg:9091"), "http://***@pg:9091");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Env integers/durations: unset or blank gives the default, an in-range integer
+        /// (blanks around allowed) is taken, anything else names the variable.
+        #[test]
+        fn int_bounds(
+            n in prop_oneof![0u64..5000, Just(u64::MAX)],
+            pad in "[ \\t]{0,2}",
+            junk in "\\PC{0,50}|[+-]?[0-9]{0,22}(\\.[0-9])?s?",
+            lo in 0u64..10,
+            span in 0u64..4000,
+        ) {
+            let hi = lo + span;
+            prop_assert_eq!(int("GATE_DEADLINE_SECONDS", &None, 60, lo, hi), Ok(60));
+            prop_assert_eq!(int("GATE_DEADLINE_SECONDS", &Some(pad.clone()), 60, lo, hi), Ok(60));
+            match int("GATE_DEADLINE_SECONDS", &Some(format!("{pad}{n}{pad}")), 60, lo, hi) {
+                Ok(got) => {
+                    prop_assert_eq!(got, n);
+                    prop_assert!((lo..=hi).contains(&n));
+                }
+                Err(e) => {
+                    prop_assert!(!(lo..=hi).contains(&n));
+                    prop_assert_eq!(e, err("GATE_DEADLINE_SECONDS", format!("{n} is outside {lo}..={hi}")));
+                }
+            }
+            match int("REPORT_DEADLINE_SECONDS", &Some(junk.clone()), 120, lo, hi) {
+                Ok(got) => prop_assert!(got == 120 || ((lo..=hi).contains(&got) && junk.trim().parse::<u64>() == Ok(got))),
+                Err(e) => {
+                    prop_assert_eq!(e.var, "REPORT_DEADLINE_SECONDS");
+                    // The value is quoted cut to 40 characters, or the number is out of range.
+                    let quoted = format!("expected an integer {lo}..={hi}, got {:?}", shorten(&junk));
+                    prop_assert!(e.reason == quoted || e.reason.ends_with(&format!(" is outside {lo}..={hi}")), "{}", e.reason);
+                }
+            }
+        }
+
+        /// Booleans: exactly the eight words (any case, blanks around); the error quotes at
+        /// most 40 characters of the value.
+        #[test]
+        fn parse_bool_accepts_exactly_the_words(v in "\\PC{0,60}|[ ]?(?i:1|0|true|false|yes|no|on|off)[ \\t]?") {
+            let w = v.trim().to_ascii_lowercase();
+            let known = ["1", "true", "yes", "on", "0", "false", "no", "off"];
+            match parse_bool("DRY_RUN", &v) {
+                Ok(b) => {
+                    prop_assert!(known.contains(&w.as_str()));
+                    prop_assert_eq!(b, known[..4].contains(&w.as_str()));
+                }
+                Err(e) => {
+                    prop_assert!(!known.contains(&w.as_str()));
+                    prop_assert_eq!(e.var, "DRY_RUN");
+                    let want = format!("got {:?}", shorten(&v));
+                    prop_assert!(e.reason.ends_with(&want), "{}", e.reason);
+                }
+            }
+        }
+
+        /// The webhook is a secret: no refusal ever repeats it or its path, whatever the text.
+        #[test]
+        fn webhook_errors_never_echo_the_url(
+            scheme in prop_oneof![Just("https"), Just("http"), Just("ftp"), Just("")],
+            user in proptest::option::of("[a-z]{1,6}:[a-z0-9]{1,6}@"),
+            host in prop_oneof![Just("hooks.slack.com".to_string()), Just("127.0.0.1:8080".to_string()), "[a-z]{1,10}"],
+            secret in "[A-Za-z0-9]{16,32}",
+            query in proptest::option::of("\\?[a-z=]{0,8}"),
+            junk in "\\PC{0,60}",
+        ) {
+            let url = format!("{scheme}://{}{host}/services/T0/B0/{secret}{}", user.unwrap_or_default(), query.unwrap_or_default());
+            if let Err(e) = check_webhook(&url) {
+                let msg = e.to_string();
+                prop_assert!(!msg.contains(&secret), "{}", msg);
+                prop_assert_eq!(e.var, "SLACK_WEBHOOK_URL");
+            }
+            if let Err(e) = check_webhook(&junk) {
+                prop_assert!(junk.trim().len() < 12 || !e.to_string().contains(junk.trim()), "{}", e);
+            }
+        }
+
+        /// Channels, namespaces and base URLs: arbitrary text never panics and acceptance
+        /// follows the documented patterns.
+        #[test]
+        fn names_and_urls(s in "\\PC{0,90}|[#@]?[A-Za-z0-9._-]{0,85}|[a-z0-9-]{0,70}|https?://[a-z0-9.:/?#-]{0,30}") {
+            let body = s.strip_prefix(['#', '@']).unwrap_or(&s);
+            let ch_ok = (1..=80).contains(&body.len()) && body.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b));
+            prop_assert_eq!(check_channel(&s).is_ok(), ch_ok);
+            let ns_ok = (1..=63).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-') && !s.ends_with('-');
+            prop_assert_eq!(check_namespace(&s).is_ok(), ns_ok);
+            if let Ok(u) = check_base_url("PUSHGATEWAY_URL", &s) {
+                prop_assert!(!u.ends_with('/') && !u.contains('#') && !u.contains('?'), "{}", u);
+            }
+            let _ = redact_userinfo(&s);
+        }
+    }
+}

@@ -243,3 +243,43 @@ mod tests {
         assert_eq!(w.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the gateway exposes: one finite gauge per known name at most, taken from
+        /// the filtered job, never a panic.
+        #[test]
+        fn select_is_total_and_finite(
+            lines in proptest::collection::vec((
+                prop_oneof![Just("push_time_seconds"), Just(AVAILABLE), Just(IN_FLIGHT), Just(HELD), Just(LAST_RUN), Just("other")],
+                prop_oneof![Just("a"), Just("b")],
+                proptest::option::of("v?1\\.[0-9]{1,2}\\.[0-9]|\\PC{0,6}"),
+                prop_oneof![Just("1"), Just("0"), Just("NaN"), Just("+Inf"), Just("x"), Just("1.78e+09"), Just("-Inf")],
+            ), 0..12),
+            filter in proptest::option::of(prop_oneof![Just("a"), Just("b"), Just("c")]),
+        ) {
+            let text: String = lines.iter().map(|(n, job, target, v)| {
+                let t = target.as_ref().map(|t| format!(",target=\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))).unwrap_or_default();
+                let t = if *n == "push_time_seconds" { String::new() } else { t };
+                format!("{n}{{job=\"{job}\"{t}}} {v}\n")
+            }).collect();
+            let groups = crate::pushgw::parse_text(&text);
+            let (g, _warnings) = select(&groups, filter);
+            for (name, gauge) in &g.map {
+                prop_assert!(NAMES.contains(&name.as_str()));
+                prop_assert!(gauge.value.is_finite());
+                prop_assert!(gauge.push_time.is_none_or(f64::is_finite));
+                prop_assert!(!gauge.labels.contains_key("job"));
+                if let Some(f) = filter {
+                    prop_assert_eq!(gauge.job.as_str(), f);
+                }
+            }
+        }
+    }
+}

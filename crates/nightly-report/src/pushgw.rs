@@ -296,3 +296,154 @@ pushgateway_build_info{version="1.6"} 1
         assert_eq!(a.as_deref(), Some("Basic dTpw"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn esc(v: &str) -> String {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    fn render_labels(l: &BTreeMap<String, String>, space: bool) -> String {
+        let sep = if space { ", " } else { "," };
+        let body: Vec<String> = l
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        format!("{{{}}}", body.join(sep))
+    }
+
+    /// A value as the exposition writes it, and what it must parse to.
+    fn value() -> impl Strategy<Value = (String, Option<f64>)> {
+        prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| (format!("{f:e}"), Some(f))),
+            (-1e12f64..1e12).prop_map(|f| (f.to_string(), Some(f))),
+            Just(("NaN".to_string(), Some(f64::NAN))),
+            Just(("+Inf".to_string(), Some(f64::INFINITY))),
+            Just(("-Inf".to_string(), Some(f64::NEG_INFINITY))),
+            "[a-z]{1,5}"
+                .prop_filter("not a float word", |s| s.parse::<f64>().is_err())
+                .prop_map(|s| (s, None)),
+        ]
+    }
+
+    fn same_value(a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Groups with distinct `job`s; each sample carries its group's labels plus its own.
+    #[allow(clippy::type_complexity)]
+    fn groups() -> impl Strategy<
+        Value = Vec<(
+            BTreeMap<String, String>,
+            (String, Option<f64>),
+            Vec<(String, BTreeMap<String, String>, (String, Option<f64>))>,
+        )>,
+    > {
+        proptest::collection::btree_map(
+            "[a-z][a-z0-9_-]{0,10}",
+            (
+                proptest::option::of("\\PC{0,12}"),
+                value(),
+                proptest::collection::vec(
+                    (
+                        "k8s_[a-z_]{1,20}",
+                        proptest::collection::btree_map(
+                            "x_[a-z_]{1,8}",
+                            "\\PC{0,12}|[\\\\\"\\n{},= ]{0,6}",
+                            0..3,
+                        ),
+                        value(),
+                    ),
+                    0..4,
+                ),
+            ),
+            0..4,
+        )
+        .prop_map(|m| {
+            m.into_iter()
+                .map(|(job, (inst, push, samples))| {
+                    let mut labels = BTreeMap::from([("job".to_string(), job)]);
+                    if let Some(i) = inst {
+                        labels.insert("instance".into(), i);
+                    }
+                    let samples = samples
+                        .into_iter()
+                        .map(|(n, mut l, v)| {
+                            l.extend(labels.clone());
+                            (n, l, v)
+                        })
+                        .collect();
+                    (labels, push, samples)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary text never panics; every sample kept belongs to a group whose labels it
+        /// carries, and each group has its `push_time_seconds` sample.
+        #[test]
+        fn parse_text_never_panics(
+            s in "\\PC{0,200}",
+            lines in proptest::collection::vec("[a-z_]{0,8}(\\{[a-z_=\",\\\\ }]{0,20})?[ \\t]{0,2}[0-9a-zA-Z.+-]{0,6}", 0..8),
+        ) {
+            for body in [s.clone(), lines.join("\n"), format!("push_time_seconds{{job=\"j\"}} 1\n{}", lines.join("\n"))] {
+                for g in parse_text(&body) {
+                    prop_assert!(g.samples.iter().any(|x| x.name == "push_time_seconds" && x.labels == g.labels));
+                    for x in &g.samples {
+                        prop_assert!(g.labels.iter().all(|(k, v)| x.labels.get(k) == Some(v)));
+                    }
+                }
+            }
+        }
+
+        /// Rendered exposition of generated groups (HELP/TYPE comments, optional timestamps,
+        /// blank lines, spaced label sets) parses back to the same groups and samples.
+        #[test]
+        fn rendered_exposition_round_trips(gs in groups(), ts in any::<bool>(), space in any::<bool>()) {
+            let stamp = if ts { " 1782687601000" } else { "" };
+            let mut text = String::from("# HELP push_time_seconds Last Unix time when changing this group in the Pushgateway succeeded.\n# TYPE push_time_seconds gauge\n");
+            for (labels, push, samples) in &gs {
+                text.push_str(&format!("push_time_seconds{} {}{stamp}\n\n", render_labels(labels, space), push.0));
+                for (n, l, v) in samples {
+                    text.push_str(&format!("# TYPE {n} gauge\n{n}{} {}{stamp}\n", render_labels(l, space), v.0));
+                }
+            }
+            let got = parse_text(&text);
+            prop_assert_eq!(got.len(), gs.len());
+            for (g, (labels, push, samples)) in got.iter().zip(&gs) {
+                prop_assert_eq!(&g.labels, labels);
+                prop_assert!(same_value(g.push_time_seconds, push.1), "{:?} vs {:?}", g.push_time_seconds, push);
+                prop_assert_eq!(g.samples.len(), samples.len() + 1);
+                for (x, (n, l, v)) in g.samples[1..].iter().zip(samples) {
+                    prop_assert_eq!(&x.name, n);
+                    prop_assert_eq!(&x.labels, l);
+                    prop_assert_eq!(&x.raw, &v.0);
+                    prop_assert!(same_value(x.value, v.1), "{:?} vs {:?}", x.value, v);
+                }
+            }
+        }
+
+        /// Basic auth: the userinfo leaves the URL and lands in the header only.
+        #[test]
+        fn basic_auth_strips_userinfo(user in "[a-z]{1,8}", pw in "[A-Za-z0-9]{8,16}", host in "[a-z]{1,10}(:[0-9]{2,5})?", path in "(/[a-z]{1,6}){0,3}") {
+            let (a, u) = basic_auth(&format!("http://{user}:{pw}@{host}{path}"));
+            prop_assert_eq!(u, format!("http://{host}{path}"));
+            let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}")));
+            prop_assert_eq!(a, Some(want));
+        }
+    }
+}

@@ -152,3 +152,112 @@ mod tests {
         assert!(parse_range(&json!({"status":"error"})).is_err());
     }
 }
+
+#[cfg(test)]
+pub(crate) mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Any JSON value (with floats; only shape matters to the readers).
+    pub(crate) fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("NaN"),
+                Just("+Inf"),
+                Just("1"),
+                Just("0"),
+                Just("True"),
+                Just("Ready"),
+                Just("2026-06-28T23:02:00Z")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        "\\PC{0,8}",
+                        Just("status".to_string()),
+                        Just("data".to_string()),
+                        Just("result".to_string()),
+                        Just("values".to_string()),
+                        Just("metadata".to_string()),
+                        Just("conditions".to_string()),
+                        Just("name".to_string()),
+                        Just("type".to_string()),
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary JSON, bare or under a success envelope: never panics; a result holds
+        /// finite values only.
+        #[test]
+        fn parse_range_never_panics(v in any_json(), p in any_json()) {
+            for doc in [
+                v.clone(),
+                json!({"status": "success", "data": v.clone()}),
+                json!({"status": "success", "data": {"result": v.clone()}}),
+                json!({"status": "success", "data": {"result": [{"values": v.clone()}]}}),
+                json!({"status": "success", "data": {"result": [{"values": [p.clone(), [p.clone(), v.clone()]]}]}}),
+            ] {
+                if let Ok(r) = parse_range(&doc) {
+                    prop_assert!(r.values().all(|x| x.is_finite()));
+                }
+            }
+        }
+
+        /// Generated range answers: per timestamp the maximum finite value over all series;
+        /// non-numbers are dropped.
+        #[test]
+        fn parse_range_keeps_the_max_per_timestamp(
+            series in proptest::collection::vec(
+                proptest::collection::vec((0i64..10, prop_oneof![
+                    (-1e6f64..1e6).prop_map(|f| f.to_string()),
+                    Just("NaN".to_string()), Just("+Inf".to_string()), Just("x".to_string()),
+                ]), 0..8),
+                0..4,
+            ),
+        ) {
+            let base = 1_700_000_000i64;
+            let doc = json!({"status": "success", "data": {"resultType": "matrix", "result":
+                series.iter().map(|s| json!({"metric": {}, "values":
+                    s.iter().map(|(d, v)| json!([base + d * 86400, v])).collect::<Vec<_>>()})).collect::<Vec<_>>()}});
+            let mut want: BTreeMap<i64, f64> = BTreeMap::new();
+            for (d, v) in series.iter().flatten() {
+                if let Some(x) = v.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                    let e = want.entry(base + d * 86400).or_insert(x);
+                    *e = e.max(x);
+                }
+            }
+            prop_assert_eq!(parse_range(&doc).unwrap(), want);
+        }
+
+        /// Seven symbols, one per day, for any series and any clock.
+        #[test]
+        fn symbols_are_one_per_day(now in -4_000_000_000i64..4_000_000_000, pts in proptest::collection::vec((0usize..4, 0i64..8, 0f64..2.0), 0..20)) {
+            let (start, end) = window(now);
+            prop_assert_eq!(end - start, 6 * 86400);
+            prop_assert!(end - 86400 < now + 6 * 3600 && end >= now + 6 * 3600 - 86400);
+            let mut s: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
+            for (m, d, v) in pts {
+                s.entry(METRICS[m]).or_default().insert(start + d * 86400, v.floor());
+            }
+            prop_assert_eq!(symbols(&s, start).chars().filter(|c| *c != '\u{fe0f}').count(), 7);
+        }
+    }
+}

@@ -113,3 +113,54 @@ mod tests {
         assert_eq!(show("x`<y>", None), "`x'&lt;y&gt;` (unparseable)");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text: no panic; an accepted target is exactly `v?N.N.N` (after blank trimming),
+        /// and every target is also a server version.
+        #[test]
+        fn parsers_never_panic_and_accept_only_the_grammar(s in "\\PC{0,24}|[ v0-9.+-]{0,16}") {
+            let t = s.trim_ascii();
+            let core = t.strip_prefix('v').unwrap_or(t);
+            let parts: Vec<&str> = core.split('.').collect();
+            let well_formed = parts.len() == 3
+                && parts.iter().all(|p| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()));
+            let target = parse_target(&s);
+            prop_assert_eq!(target.is_some(), well_formed, "{:?}", s);
+            let server = parse_server(&s);
+            if target.is_some() {
+                prop_assert_eq!(server, target);
+            }
+            let shown = show(&s, server);
+            prop_assert!(!shown.contains('<') && !shown.contains('>'));
+        }
+
+        /// Display round-trips through both parsers (with `v`, blanks and a server suffix),
+        /// `dashed` mirrors it, and ordering is the numeric tuple order.
+        #[test]
+        fn round_trip_and_numeric_order(
+            a in (0u64..1_000_000_000, 0u64..1_000_000_000, 0u64..1_000_000_000),
+            b in (0u64..1_000_000_000, 0u64..1_000_000_000, 0u64..1_000_000_000),
+            v in any::<bool>(),
+            pad in "[ \\t\\n]{0,2}",
+            suffix in "([-+][a-z0-9.-]{1,10})?",
+        ) {
+            let va = Ver { major: a.0, minor: a.1, patch: a.2 };
+            let vb = Ver { major: b.0, minor: b.1, patch: b.2 };
+            let text = format!("{}{va}", if v { "v" } else { "" });
+            prop_assert_eq!(parse_target(&format!("{pad}{text}{pad}")), Some(va));
+            prop_assert_eq!(parse_server(&format!("{pad}{text}{suffix}{pad}")), Some(va));
+            prop_assert_eq!(va.dashed(), va.to_string().replace('.', "-"));
+            prop_assert_eq!(va.cmp(&vb), a.cmp(&b));
+            if !suffix.is_empty() {
+                prop_assert_eq!(parse_target(&format!("{text}{suffix}")), None);
+            }
+        }
+    }
+}
