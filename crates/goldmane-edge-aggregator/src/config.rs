@@ -429,8 +429,17 @@ mod tests {
             /// Integer variables: accepted iff the trimmed text is a decimal i64 inside
             /// [min, max], returning exactly that number; every error names the variable.
             #[test]
-            fn parse_int_accepts_exactly_the_range(v in int_text(), (min, max) in range(), var in 0usize..3) {
+            fn parse_int_accepts_exactly_the_range(
+                junk in int_text(), (min, max) in range(), var in 0usize..3,
+                edge in 0usize..6, pad in "[ \t]{0,2}",
+            ) {
                 let var = VARS[var];
+                // Half the cases sit on or next to the bounds.
+                let near = [min.checked_sub(1), Some(min), Some(((i128::from(min) + i128::from(max)) / 2) as i64), Some(max), max.checked_add(1)];
+                let v = match near.get(edge).copied().flatten() {
+                    Some(n) => format!("{pad}{n}{pad}"),
+                    None => junk,
+                };
                 let want = v.trim().parse::<i64>().ok().filter(|n| (min..=max).contains(n));
                 match parse_int(var, &v, min, max) {
                     Ok(n) => prop_assert_eq!(Some(n), want),

@@ -984,7 +984,15 @@ mod tests {
             /// clamped iff the unclamped last lay beyond now + 300 (then last = now); sane
             /// in-range times pass through untouched.
             #[test]
-            fn times_are_clamped_as_specified(start in any_time(), end in any_time(), now in any_now()) {
+            fn times_are_clamped_as_specified(
+                abs_start in any_time(), abs_end in any_time(), now in any_now(),
+                rel in proptest::option::of((-1000i64..1000, prop_oneof![-1000i64..1000, 298i64..303])),
+            ) {
+                // Times around `now` (the 300 s boundary included) or anywhere at all.
+                let (start, end) = match rel {
+                    Some((s, e)) => (if s < -900 { s + 900 } else { now + s }, now + e),
+                    None => (abs_start, abs_end),
+                };
                 let (first, last, clamped) = normalize_times(start, end, now);
                 prop_assert!(first <= last);
                 prop_assert!(last <= now + 300);
