@@ -628,4 +628,148 @@ mod tests {
             assert!(help.contains(needle), "--help lacks {needle}");
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const UNITS: [(char, i64); 4] = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+
+        fn duration_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ("[0-9]{1,6}", "[smhd]").prop_map(|(n, u)| format!("{n}{u}")),
+                ("[0-9]{15,22}", "[smhd]").prop_map(|(n, u)| format!("{n}{u}")),
+                "[+-]?[0-9]{0,4}[.,]?[0-9]{0,2}[smhdwSMHDµ ]?",
+                "[0-9]{1,5}[a-zA-Zµ ]",
+                "[ \\t]?[0-9]{1,3}[smhd][ \\t]?",
+                ".{0,12}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// WINDOW/GRACE/MAX_CATCHUP: never panics; accepted iff `^[0-9]+[smhd]$` and the
+            /// seconds fit an i64, and then the value is digits × unit.
+            #[test]
+            fn parse_duration_accepts_exactly_the_grammar(s in duration_text()) {
+                let want = s
+                    .char_indices()
+                    .last()
+                    .and_then(|(i, u)| {
+                        let digits = &s[..i];
+                        let mult = UNITS.iter().find(|(c, _)| *c == u)?.1;
+                        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                            return None;
+                        }
+                        digits.parse::<i64>().ok()?.checked_mul(mult)
+                    });
+                match parse_duration(&s) {
+                    Ok(d) => prop_assert_eq!(Some(d.whole_seconds()), want, "{:?}", s),
+                    Err(e) => {
+                        prop_assert_eq!(want, None, "{:?}", s);
+                        prop_assert!(!e.is_empty());
+                    }
+                }
+            }
+
+            /// render → parse round-trip in every unit (leading zeros too), and the parse is
+            /// monotonic: more units never give a shorter duration; unit steps agree
+            /// (60s = 1m, 60m = 1h, 24h = 1d).
+            #[test]
+            fn parse_duration_round_trips_and_is_monotonic(
+                a in 0i64..=106_751_991_167_300, b in 0i64..=106_751_991_167_300,
+                unit in 0usize..4, zeros in 0usize..3,
+            ) {
+                let (u, mult) = UNITS[unit];
+                let render = |n: i64| format!("{}{n}{u}", "0".repeat(zeros));
+                let (pa, pb) = (parse_duration(&render(a)), parse_duration(&render(b)));
+                match a.checked_mul(mult) {
+                    Some(secs) => prop_assert_eq!(pa.clone(), Ok(Duration::seconds(secs))),
+                    None => prop_assert!(pa.clone().unwrap_err().contains("too large")),
+                }
+                if let (Ok(x), Ok(y)) = (pa, pb) {
+                    prop_assert_eq!(a.cmp(&b), x.cmp(&y));
+                }
+                let n = a % 1_000_000;
+                prop_assert_eq!(parse_duration(&format!("{}s", n * 60)), parse_duration(&format!("{n}m")));
+                prop_assert_eq!(parse_duration(&format!("{}m", n * 60)), parse_duration(&format!("{n}h")));
+                prop_assert_eq!(parse_duration(&format!("{}h", n * 24)), parse_duration(&format!("{n}d")));
+            }
+
+            /// --since: RFC 3339 render → parse gives the same instant (any offset, with or
+            /// without fractional seconds); the date and "date time" forms are UTC.
+            #[test]
+            fn parse_since_round_trips(
+                secs in -62_135_596_800i64..253_402_214_400,
+                nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+                off_min in -1439i32..=1439,
+            ) {
+                let off = time::UtcOffset::from_whole_seconds(off_min * 60).unwrap();
+                let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                    .replace_nanosecond(nanos).unwrap()
+                    .to_offset(off);
+                // The local year must stay within RFC 3339's 0000–9999.
+                prop_assume!((0..=9999).contains(&t.year()));
+                let text = t.format(&Rfc3339).unwrap();
+                prop_assert_eq!(parse_since(&text), Ok(t), "{}", text);
+                let u = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap();
+                prop_assume!((0..=9999).contains(&u.year()));
+                let (d, hms) = (u.date(), u.time());
+                let day = format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day());
+                prop_assert_eq!(parse_since(&day), Ok(d.midnight().assume_utc()));
+                let full = format!("{day} {:02}:{:02}:{:02}", hms.hour(), hms.minute(), hms.second());
+                prop_assert_eq!(parse_since(&full), Ok(u));
+                let hm = format!("{day} {:02}:{:02}", hms.hour(), hms.minute());
+                prop_assert_eq!(parse_since(&hm), Ok(u.replace_second(0).unwrap()));
+            }
+
+            /// --since on junk: never panics; an error names the accepted forms.
+            #[test]
+            fn parse_since_never_panics(s in prop_oneof![
+                ".{0,30}",
+                "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2})?(\\.[0-9]{0,10})?(Z|[+-][0-9]{2}:[0-9]{2})?)?",
+            ]) {
+                if let Err(e) = parse_since(&s) {
+                    prop_assert!(e.contains("RFC 3339"));
+                }
+            }
+
+            /// Booleans: exactly 1/true/yes and 0/false/no in any letter case.
+            #[test]
+            fn parse_bool_accepts_exactly_the_six_words(v in prop_oneof![
+                "(1|0|[tT][rR][uU][eE]|[fF][aA][lL][sS][eE]|[yY][eE][sS]|[nN][oO])",
+                "[ ]?(1|0|true|no)[ ]?",
+                "[a-zA-Z0-9]{0,6}",
+                ".{0,8}",
+            ]) {
+                let want = match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" => Some(true),
+                    "0" | "false" | "no" => Some(false),
+                    _ => None,
+                };
+                prop_assert_eq!(parse_bool(&v).ok(), want);
+            }
+
+            /// SLACK_WEBHOOK_URL: never panics, and the reason never repeats the URL's
+            /// secret path or a password in it.
+            #[test]
+            fn check_webhook_never_echoes_the_url(
+                scheme in prop_oneof![Just("https"), Just("http"), Just("ftp"), Just("")],
+                userinfo in prop_oneof![Just(String::new()), "[a-z]{1,5}:SECRETPW[A-Z]{4}@"],
+                host in prop_oneof![Just("hooks.slack.com"), Just("127.0.0.1"), Just("localhost"), Just("[::1]"), Just("")],
+                port in prop_oneof![Just(String::new()), (0u32..70_000).prop_map(|p| format!(":{p}")), Just(":x".to_string())],
+                path in prop_oneof![Just(String::new()), Just("/".to_string()), "/services/T[A-Z0-9]{3}/B[A-Z0-9]{3}/SECRETPATH[a-z0-9]{4}"],
+                junk in ".{0,20}",
+            ) {
+                let url = format!("{scheme}://{userinfo}{host}{port}{path}");
+                for u in [url.as_str(), junk.as_str()] {
+                    if let Err(e) = check_webhook(u) {
+                        prop_assert!(!e.contains("SECRET"), "{}", e);
+                        prop_assert!(!e.contains("://"), "{}", e);
+                    }
+                }
+            }
+        }
+    }
 }

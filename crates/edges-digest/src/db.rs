@@ -235,3 +235,58 @@ pub fn record(
     );
     tx.execute(&sql, &[&since, &id])
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn url_encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever an error echoes (the password as given, the whole DSN, both, around any
+        /// text), the scrubbed line shows neither, for URL and quoted key=value DSNs alike.
+        #[test]
+        fn scrubbed_never_shows_the_password(
+            pw in "[A-Za-z0-9'\\\\!@#%&/:=?$-]{1,16}",
+            user in "[a-z]{1,8}",
+            host in "[a-z]{1,10}",
+            db in "[a-z]{1,8}",
+            mode in prop_oneof![Just(""), Just(" sslmode=require"), Just(" sslmode=bogus")],
+            (a, b, c) in ("[^*]{0,10}", "[^*]{0,10}", "[^*]{0,10}"),
+            url in any::<bool>(),
+        ) {
+            let dsn = if url {
+                let q = if mode.is_empty() { String::new() } else { format!("?{}", mode.trim()) };
+                format!("postgresql://{user}:{}@{host}:5432/{db}{q}", url_encode(&pw))
+            } else {
+                let quoted = pw.replace('\\', "\\\\").replace('\'', "\\'");
+                format!("host={host} user={user} password='{quoted}' dbname={db}{mode}")
+            };
+            let secret = Secret::new(dsn.clone());
+            if mode != " sslmode=bogus" {
+                let parsed = crate::tls::parse_dsn(&dsn).unwrap();
+                prop_assert_eq!(parsed.config.get_password(), Some(pw.as_bytes()));
+            }
+            let text = format!("{a}{pw}{b}{dsn}{c}\n{pw}");
+            let out = scrubbed(&text, &secret).0;
+            prop_assert!(!out.contains(&dsn), "{}", out);
+            if mode != " sslmode=bogus" {
+                prop_assert!(!out.contains(&pw), "{}", out);
+            }
+            prop_assert!(!out.contains('\n'));
+        }
+    }
+}

@@ -723,6 +723,31 @@ mod tests {
                     prop_assert!(head.len() + 1 + edge_line(&rows[r.shown]).len() > MAX_TEXT_BYTES);
                 }
             }
+
+            /// §6.1: Slack's answer body is outside input; the hint and the notice never echo
+            /// it (only the channel and a fixed text), stay on one line and never panic.
+            #[test]
+            fn slack_hint_never_echoes_the_body(
+                status in prop_oneof![100u16..600, Just(400u16), Just(404u16), Just(302u16)],
+                body in prop_oneof![
+                    Just("channel_not_found".to_string()),
+                    Just("invalid_token".to_string()),
+                    Just("no_text".to_string()),
+                    ".{0,40}",
+                ],
+                marker in "BODYSECRET[a-z0-9]{4}",
+                channel in "#[a-z0-9_-]{1,20}",
+                n in 0i64..1000,
+            ) {
+                for b in [body.clone(), format!("{body}{marker}"), format!("{marker}\n{body}")] {
+                    let h = slack_hint(status, &b, &channel);
+                    prop_assert!(!h.contains("BODYSECRET") && !h.contains('\n'), "{}", h);
+                    let notice = failure_notice(&channel, status, "channel_not_found", n);
+                    prop_assert!(!notice.contains('\n'));
+                    let count = format!("{n} new edge");
+                    prop_assert!(notice.contains(&count));
+                }
+            }
         }
     }
 }

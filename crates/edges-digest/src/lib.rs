@@ -444,4 +444,37 @@ mod tests {
         );
         assert_eq!(scrubbed, "x *** y *** z *** *** no_service");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// SLACK_WEBHOOK_URL: never panics, longest secret first, and a line echoing the
+            /// URL, its path or any token segment comes out without them.
+            #[test]
+            fn webhook_secrets_scrub_url_path_and_tokens(
+                host in "[a-z]{1,10}(\\.[a-z]{2,5})?(:[0-9]{1,5})?",
+                team in "T[A-Z0-9]{7,10}",
+                bot in "B[A-Z0-9]{7,10}",
+                token in "[A-Za-z0-9]{8,24}",
+                (a, b) in ("[^*]{0,10}", "[^*]{0,10}"),
+                junk in ".{0,40}",
+                pick in 0usize..4,
+            ) {
+                let _ = webhook_secrets(&junk);
+                let path = format!("/services/{team}/{bot}/{token}");
+                let url = format!("https://{host}{path}");
+                let s = webhook_secrets(&url);
+                prop_assert!(s.windows(2).all(|w| w[0].len() >= w[1].len()));
+                let echoed = [url.as_str(), path.as_str(), token.as_str(), team.as_str()][pick];
+                let out = homelab_core::http::scrub(&format!("{a}{echoed}{b}"), &s);
+                for secret in [&url, &path, &team, &bot, &token] {
+                    prop_assert!(!out.contains(secret.as_str()), "{}", out);
+                }
+            }
+        }
+    }
 }

@@ -336,4 +336,161 @@ mod tests {
         assert_eq!(der_time(0x18, b"20300101000000Z"), Some(1_893_456_000));
         assert_eq!(der_time(0x17, b"garbage"), None);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn enc(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            let n = content.len();
+            if n < 0x80 {
+                out.push(n as u8);
+            } else {
+                let bytes: Vec<u8> = n
+                    .to_be_bytes()
+                    .into_iter()
+                    .skip_while(|b| *b == 0)
+                    .collect();
+                out.push(0x80 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+            out.extend_from_slice(content);
+            out
+        }
+
+        fn name(cn: Option<&str>) -> Vec<u8> {
+            let mut rdns = enc(
+                0x31,
+                &enc(
+                    0x30,
+                    &[enc(0x06, &[0x55, 0x04, 0x0a]), enc(0x0c, b"org")].concat(),
+                ),
+            );
+            if let Some(cn) = cn {
+                let atv = [enc(0x06, &[0x55, 0x04, 0x03]), enc(0x0c, cn.as_bytes())].concat();
+                rdns.extend(enc(0x31, &enc(0x30, &atv)));
+            }
+            enc(0x30, &rdns)
+        }
+
+        /// UTCTime for 1950–2049 (as RFC 5280 demands), GeneralizedTime otherwise.
+        fn der_time_enc(t: i64) -> Vec<u8> {
+            let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+            let hms = format!(
+                "{:02}{:02}{:02}{:02}{:02}Z",
+                d.month() as u8,
+                d.day(),
+                d.hour(),
+                d.minute(),
+                d.second()
+            );
+            if (1950..2050).contains(&d.year()) {
+                enc(0x17, format!("{:02}{hms}", d.year() % 100).as_bytes())
+            } else {
+                enc(0x18, format!("{:04}{hms}", d.year()).as_bytes())
+            }
+        }
+
+        fn cert(
+            subject: Option<&str>,
+            issuer: Option<&str>,
+            nb: i64,
+            na: i64,
+            v3: bool,
+            serial: &[u8],
+        ) -> Vec<u8> {
+            let alg = enc(
+                0x30,
+                &enc(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+            );
+            let mut tbs = Vec::new();
+            if v3 {
+                tbs.extend(enc(0xa0, &enc(0x02, &[2])));
+            }
+            tbs.extend(enc(0x02, serial));
+            tbs.extend(&alg);
+            tbs.extend(name(issuer));
+            tbs.extend(enc(0x30, &[der_time_enc(nb), der_time_enc(na)].concat()));
+            tbs.extend(name(subject));
+            tbs.extend(enc(0x30, &[]));
+            enc(
+                0x30,
+                &[enc(0x30, &tbs), alg, enc(0x03, &[0, 1, 2, 3])].concat(),
+            )
+        }
+
+        // 0000-01-01 … 9999-12-31 23:59:59 UTC.
+        const T_MIN: i64 = -62_167_219_200;
+        const T_MAX: i64 = 253_402_300_799;
+
+        /// Any representable time, half of them in the UTCTime years 1950–2049.
+        fn any_t() -> impl Strategy<Value = i64> {
+            prop_oneof![T_MIN..=T_MAX, -631_152_000i64..2_524_608_000]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Certificate files: a structurally generated leaf (v1/v3, short and long DER
+            /// lengths, with or without a CN, any UTF-8 name, any time in 0000–9999 as UTCTime or
+            /// GeneralizedTime) reads back exactly.
+            #[test]
+            fn leaf_info_round_trips(
+                subject in proptest::option::of(".{0,150}"),
+                issuer in proptest::option::of(".{0,150}"),
+                nb in any_t(),
+                na in any_t(),
+                v3 in any::<bool>(),
+                serial in proptest::collection::vec(any::<u8>(), 1..=20),
+            ) {
+                let der = cert(subject.as_deref(), issuer.as_deref(), nb, na, v3, &serial);
+                let info = leaf_info(&der);
+                prop_assert_eq!(info, Some(LeafInfo {
+                    subject_cn: subject.unwrap_or_else(|| "-".into()),
+                    issuer_cn: issuer.unwrap_or_else(|| "-".into()),
+                    not_before: nb,
+                    not_after: na,
+                }));
+            }
+
+            /// Arbitrary bytes, truncations and byte flips of a valid leaf never panic, and a
+            /// truncated certificate is never read.
+            #[test]
+            fn leaf_info_never_panics(
+                junk in proptest::collection::vec(any::<u8>(), 0..200),
+                cut in any::<prop::sample::Index>(),
+                flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+                cn in ".{0,40}",
+            ) {
+                let _ = leaf_info(&junk);
+                let der = cert(Some(&cn), Some("ca"), 0, 1_800_000_000, true, &[1]);
+                let c = cut.index(der.len());
+                prop_assert_eq!(leaf_info(&der[..c]), None);
+                let mut bad = der.clone();
+                for (i, b) in flips {
+                    let i = i.index(bad.len());
+                    bad[i] = b;
+                }
+                let _ = leaf_info(&bad);
+                let _ = common_name(&junk);
+                for tag in [0x17, 0x18] {
+                    let _ = der_time(tag, &junk);
+                }
+            }
+
+            /// Validity times: render → der_time round-trips for both encodings; junk and
+            /// impossible dates give None instead of panicking.
+            #[test]
+            fn der_time_round_trips(t in any_t(), junk in "[0-9+\\-Z ]{0,16}") {
+                let e = der_time_enc(t);
+                prop_assert_eq!(der_time(e[0], &e[2..]), Some(t));
+                let d = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+                let g = format!("{:04}{:02}{:02}{:02}{:02}{:02}Z", d.year(), d.month() as u8, d.day(), d.hour(), d.minute(), d.second());
+                prop_assert_eq!(der_time(0x18, g.as_bytes()), Some(t));
+                let _ = der_time(0x17, junk.as_bytes());
+                let _ = der_time(0x18, junk.as_bytes());
+            }
+        }
+    }
 }

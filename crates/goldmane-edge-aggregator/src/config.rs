@@ -390,4 +390,131 @@ mod tests {
         .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const VARS: [&str; 3] = [
+            "GEA_FLUSH_INTERVAL_SECS",
+            "DRY_RUN",
+            "GOLDMANE_TLS_INSECURE",
+        ];
+
+        fn int_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                (-100_000i64..100_000).prop_map(|n| n.to_string()),
+                ("[ \\t]{0,2}", -100i64..100, "[ \\t\\n]{0,2}")
+                    .prop_map(|(a, n, b)| format!("{a}{n}{b}")),
+                "[+-]?[0-9]{1,25}",
+                "[0-9]{1,4}[a-z.e_ ][0-9]{0,3}",
+                ".{0,12}",
+            ]
+        }
+
+        fn range() -> impl Strategy<Value = (i64, i64)> {
+            prop_oneof![
+                Just((1, 3600)),
+                Just((0, 86_400)),
+                Just((1, 10_000_000)),
+                (any::<i64>(), any::<i64>()).prop_map(|(a, b)| (a.min(b), a.max(b))),
+                (-1000i64..1000, 0i64..2000).prop_map(|(a, w)| (a, a + w)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Integer variables: accepted iff the trimmed text is a decimal i64 inside
+            /// [min, max], returning exactly that number; every error names the variable.
+            #[test]
+            fn parse_int_accepts_exactly_the_range(
+                junk in int_text(), (min, max) in range(), var in 0usize..3,
+                edge in 0usize..6, pad in "[ \t]{0,2}",
+            ) {
+                let var = VARS[var];
+                // Half the cases sit on or next to the bounds.
+                let near = [min.checked_sub(1), Some(min), Some(((i128::from(min) + i128::from(max)) / 2) as i64), Some(max), max.checked_add(1)];
+                let v = match near.get(edge).copied().flatten() {
+                    Some(n) => format!("{pad}{n}{pad}"),
+                    None => junk,
+                };
+                let want = v.trim().parse::<i64>().ok().filter(|n| (min..=max).contains(n));
+                match parse_int(var, &v, min, max) {
+                    Ok(n) => prop_assert_eq!(Some(n), want),
+                    Err(e) => {
+                        prop_assert_eq!(want, None);
+                        prop_assert_eq!(e.var, var);
+                        let head = format!("config {var}: ");
+                        prop_assert!(e.to_string().starts_with(&head));
+                    }
+                }
+            }
+
+            /// Boolean variables: exactly 1/true/yes and 0/false/no in any letter case; the
+            /// rest is rejected with an error that names the variable.
+            #[test]
+            fn parse_bool_accepts_exactly_the_six_words(
+                v in prop_oneof![
+                    "(1|0|[tT][rR][uU][eE]|[fF][aA][lL][sS][eE]|[yY][eE][sS]|[nN][oO])",
+                    "[ ]?(1|0|true|no)[ ]?",
+                    "[a-zA-Z0-9]{0,6}",
+                    ".{0,8}",
+                ],
+                var in 0usize..3,
+            ) {
+                let var = VARS[var];
+                let l = v.to_ascii_lowercase();
+                let want = match l.as_str() {
+                    "1" | "true" | "yes" => Some(true),
+                    "0" | "false" | "no" => Some(false),
+                    _ => None,
+                };
+                match parse_bool(var, &v) {
+                    Ok(b) => prop_assert_eq!(Some(b), want),
+                    Err(e) => {
+                        prop_assert_eq!(want, None);
+                        prop_assert_eq!(e.var, var);
+                        let head = format!("config {var}: ");
+                        prop_assert!(e.to_string().starts_with(&head));
+                    }
+                }
+            }
+
+            /// GOLDMANE_HOST never panics; whatever it accepts has a non-empty host without
+            /// `/`, space or `@`, and a port > 0.
+            #[test]
+            fn split_host_never_panics(s in prop_oneof![".{0,40}", "(https://)?\\[?[0-9a-f:.]{0,12}\\]?(:[0-9]{0,6})?/?"]) {
+                if let Ok((h, p)) = split_host(&s) {
+                    prop_assert!(!h.is_empty() && !h.contains(['/', ' ', '@']));
+                    prop_assert!(p > 0);
+                }
+            }
+
+            /// host:port, `https://host:port/` and `[v6]:port` render → parse round-trip.
+            #[test]
+            fn split_host_round_trips(
+                host in "[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?",
+                v6 in any::<[u16; 8]>(),
+                port in 1u16..,
+                https in any::<bool>(),
+                slash in any::<bool>(),
+            ) {
+                let wrap = |hp: String| {
+                    let mut s = if https { format!("https://{hp}") } else { hp };
+                    if slash { s.push('/') }
+                    s
+                };
+                prop_assert_eq!(split_host(&wrap(format!("{host}:{port}"))), Ok((host.clone(), port)));
+                let a = std::net::Ipv6Addr::from(v6).to_string();
+                prop_assert_eq!(split_host(&wrap(format!("[{a}]:{port}"))), Ok((a.clone(), port)));
+                // Out-of-range or zero ports are refused.
+                let bad_port = format!("{host}:{}", u32::from(port) + 65_535);
+                prop_assert!(split_host(&bad_port).is_err());
+                let zero = format!("{host}:0");
+                prop_assert!(split_host(&zero).is_err());
+            }
+        }
+    }
 }

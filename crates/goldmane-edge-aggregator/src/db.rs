@@ -332,4 +332,81 @@ mod tests {
             "host=h password=*** dbname=d"
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One fault that makes an otherwise well-formed DSN invalid.
+        fn fault() -> impl Strategy<Value = (&'static str, &'static str)> {
+            prop_oneof![
+                Just(("sslmode", "verify-full")),
+                Just(("sslmode", "verify-ca")),
+                Just(("sslmode", "bogus")),
+                Just(("port", "notaport")),
+                Just(("port", "99999")),
+                Just(("frobnicate", "1")),
+                Just(("connect_timeout", "x")),
+                Just(("target_session_attrs", "weird")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// DATABASE_URL: arbitrary text never panics the parser.
+            #[test]
+            fn parse_dsn_never_panics(s in prop_oneof![
+                ".{0,80}",
+                "(postgres|postgresql)://[a-z:@%/?&=.\\[\\]0-9]{0,40}",
+                "([a-z_]{1,10}=('[^']{0,6}'?|[^ ]{0,6}) ?){0,5}",
+            ]) {
+                let _ = parse_dsn(&s);
+            }
+
+            /// Both DSN forms with one invalid part: rejected, and neither the password nor
+            /// its escaped spelling appears in the error (nor in the config error built from it).
+            #[test]
+            fn password_never_in_the_error(
+                user in "[a-z]{1,8}",
+                pw in "PW[A-Z0-9]{6,14}",
+                host in "[a-z]{1,10}",
+                db in "[a-z]{1,8}",
+                (k, v) in fault(),
+            ) {
+                let url = format!("postgres://{user}:{pw}@{host}:5432/{db}?{k}={v}");
+                let kv = format!("host={host} user={user} password='{pw}' dbname={db} {k}={v}");
+                for dsn in [url, kv] {
+                    let e = parse_dsn(&dsn).expect_err(&dsn);
+                    prop_assert!(!e.contains(&pw), "{}", e);
+                    prop_assert!(!e.contains("PW"), "{}", e);
+                }
+            }
+
+            /// The URL and key=value spellings of one DSN give the same connection settings.
+            #[test]
+            fn url_and_key_value_forms_agree(
+                user in "[a-z][a-z0-9_]{0,8}",
+                pw in "[A-Za-z0-9]{1,14}",
+                host in "[a-z][a-z0-9-]{0,10}",
+                port in 1u16..,
+                db in "[a-z][a-z0-9_]{0,8}",
+                mode in prop_oneof![Just("disable"), Just("prefer"), Just("require")],
+            ) {
+                let u = parse_dsn(&format!("postgresql://{user}:{pw}@{host}:{port}/{db}?sslmode={mode}")).unwrap();
+                let k = parse_dsn(&format!("host={host} port={port} user={user} password={pw} dbname={db} sslmode={mode}")).unwrap();
+                prop_assert_eq!(u.get_user(), Some(user.as_str()));
+                prop_assert_eq!(u.get_password(), Some(pw.as_bytes()));
+                prop_assert_eq!(u.get_dbname(), Some(db.as_str()));
+                prop_assert_eq!(u.get_ports(), &[port][..]);
+                prop_assert_eq!(u.get_user(), k.get_user());
+                prop_assert_eq!(u.get_password(), k.get_password());
+                prop_assert_eq!(u.get_dbname(), k.get_dbname());
+                prop_assert_eq!(u.get_hosts(), k.get_hosts());
+                prop_assert_eq!(u.get_ports(), k.get_ports());
+                prop_assert_eq!(u.get_ssl_mode(), k.get_ssl_mode());
+                prop_assert_eq!(u.get_application_name(), Some("goldmane-edge-aggregator"));
+            }
+        }
+    }
 }

@@ -784,4 +784,319 @@ mod tests {
         assert_eq!(p.action, ["pass", "allow", "deny", "allow"]);
         assert_eq!(p.count.len(), 4);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Namespaces: valid labels, edgy-but-invalid ones, and arbitrary text.
+        fn any_ns() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+                Just(String::new()),
+                "[a-z0-9]{64,70}",
+                "[-A-Za-z0-9_./ \\x00]{0,66}",
+                ".{0,70}",
+                Just("a".to_string()),
+                Just("b".to_string()),
+            ]
+        }
+
+        /// The fields classification must not consult (§4.3.1: endpoint type, names, port,
+        /// protocol, reporter, id, connection count).
+        #[derive(Debug, Clone)]
+        struct Ignored {
+            id: i64,
+            source_name: String,
+            dest_name: String,
+            source_type: i32,
+            dest_type: i32,
+            dest_port: i64,
+            proto: String,
+            reporter: i32,
+            conns: i64,
+        }
+
+        fn any_ignored() -> impl Strategy<Value = Ignored> {
+            (
+                any::<i64>(),
+                ".{0,20}",
+                ".{0,20}",
+                any::<i32>(),
+                any::<i32>(),
+                any::<i64>(),
+                ".{0,8}",
+                any::<i32>(),
+                any::<i64>(),
+            )
+                .prop_map(
+                    |(
+                        id,
+                        source_name,
+                        dest_name,
+                        source_type,
+                        dest_type,
+                        dest_port,
+                        proto,
+                        reporter,
+                        conns,
+                    )| {
+                        Ignored {
+                            id,
+                            source_name,
+                            dest_name,
+                            source_type,
+                            dest_type,
+                            dest_port,
+                            proto,
+                            reporter,
+                            conns,
+                        }
+                    },
+                )
+        }
+
+        fn any_time() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                any::<i64>(),
+                Just(0i64),
+                -10i64..=10,
+                (NOW - 100_000)..(NOW + 100_000),
+                Just(i64::MIN),
+                Just(i64::MAX),
+            ]
+        }
+
+        fn build(
+            src: &str,
+            dst: &str,
+            action: i32,
+            start: i64,
+            end: i64,
+            ig: &Ignored,
+        ) -> FlowResult {
+            FlowResult {
+                id: ig.id,
+                flow: Some(Flow {
+                    key: Some(FlowKey {
+                        source_name: ig.source_name.clone(),
+                        source_namespace: src.into(),
+                        source_type: ig.source_type,
+                        dest_name: ig.dest_name.clone(),
+                        dest_namespace: dst.into(),
+                        dest_type: ig.dest_type,
+                        dest_port: ig.dest_port,
+                        proto: ig.proto.clone(),
+                        reporter: ig.reporter,
+                        action,
+                    }),
+                    start_time: start,
+                    end_time: end,
+                    num_connections_started: ig.conns,
+                }),
+            }
+        }
+
+        fn any_action() -> impl Strategy<Value = i32> {
+            prop_oneof![0i32..=3, any::<i32>()]
+        }
+
+        /// A wall clock anywhere from 1970 to far beyond any pod's lifetime.
+        fn any_now() -> impl Strategy<Value = i64> {
+            prop_oneof![Just(NOW), 0i64..=(1i64 << 40)]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// §4.3.1 on arbitrary flows: never panics, the first matching rule decides, and an
+            /// edge always carries two distinct valid RFC 1123 labels taken byte-exact from the
+            /// key, with the action text of §4.3.3.
+            #[test]
+            fn classify_follows_first_match_rules(
+                src in any_ns(), dst in any_ns(), action in any_action(),
+                start in any_time(), end in any_time(), now in any_now(), ig in any_ignored(),
+                shape in 0u8..6,
+            ) {
+                let mut r = build(&src, &dst, action, start, end, &ig);
+                match shape {
+                    0 => r.flow = None,
+                    1 => r.flow.as_mut().unwrap().key = None,
+                    _ => {}
+                }
+                let expected = if shape == 0 || shape == 1 {
+                    Some(DropReason::Malformed)
+                } else if src.is_empty() || dst.is_empty() {
+                    Some(DropReason::EmptyNamespace)
+                } else if !valid_namespace(&src) || !valid_namespace(&dst) {
+                    Some(DropReason::InvalidNamespace)
+                } else if src == dst {
+                    Some(DropReason::SelfEdge)
+                } else {
+                    None
+                };
+                match classify(&r, now) {
+                    Classified::Dropped(d, why) => {
+                        prop_assert_eq!(Some(d), expected);
+                        prop_assert!(!why.is_empty());
+                    }
+                    Classified::Edge(o) => {
+                        prop_assert_eq!(expected, None);
+                        prop_assert_eq!(o.src, src.as_str());
+                        prop_assert_eq!(o.dst, dst.as_str());
+                        prop_assert!(o.src != o.dst);
+                        for ns in [o.src, o.dst] {
+                            prop_assert!((1..=63).contains(&ns.len()), "{:?}", ns);
+                            prop_assert!(ns.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+                            prop_assert!(!ns.starts_with('-') && !ns.ends_with('-'));
+                            prop_assert!(!ns.contains('\0'), "edge key separator inside a name");
+                        }
+                        prop_assert_eq!(o.raw_action, action);
+                        prop_assert_eq!(o.known_action, (0..=3).contains(&action));
+                        let want = ["unspecified", "allow", "deny", "pass"]
+                            .get(usize::try_from(action).unwrap_or(usize::MAX))
+                            .copied()
+                            .unwrap_or("unspecified");
+                        prop_assert_eq!(o.action, want);
+                        prop_assert_eq!((o.first, o.last, o.clamped), normalize_times(start, end, now));
+                    }
+                }
+            }
+
+            /// The edge (key and times) is a function of namespaces, action, times and `now`
+            /// only: ids, workload names, endpoint types, port, protocol, reporter and
+            /// connection counts never change it, and classifying twice gives the same answer.
+            #[test]
+            fn classify_ignores_the_fields_it_must_ignore(
+                src in any_ns(), dst in any_ns(), action in any_action(),
+                start in any_time(), end in any_time(), now in any_now(),
+                a in any_ignored(), b in any_ignored(),
+            ) {
+                let ra = build(&src, &dst, action, start, end, &a);
+                let rb = build(&src, &dst, action, start, end, &b);
+                prop_assert_eq!(classify(&ra, now), classify(&rb, now));
+                let copy = ra.clone();
+                prop_assert_eq!(classify(&ra, now), classify(&copy, now));
+                prop_assert_eq!(fingerprint(&ra), fingerprint(&ra.clone()));
+            }
+
+            /// §4.3.4 for any times: first ≤ last ≤ now + 300; `start ≤ 0` means receipt time;
+            /// clamped iff the unclamped last lay beyond now + 300 (then last = now); sane
+            /// in-range times pass through untouched.
+            #[test]
+            fn times_are_clamped_as_specified(
+                abs_start in any_time(), abs_end in any_time(), now in any_now(),
+                rel in proptest::option::of((-1000i64..1000, prop_oneof![-1000i64..1000, 298i64..303])),
+            ) {
+                // Times around `now` (the 300 s boundary included) or anywhere at all.
+                let (start, end) = match rel {
+                    Some((s, e)) => (if s < -900 { s + 900 } else { now + s }, now + e),
+                    None => (abs_start, abs_end),
+                };
+                let (first, last, clamped) = normalize_times(start, end, now);
+                prop_assert!(first <= last);
+                prop_assert!(last <= now + 300);
+                let f0 = if start <= 0 { now } else { start };
+                let l0 = end.max(f0);
+                prop_assert_eq!(clamped, l0 > now + 300);
+                if clamped {
+                    prop_assert_eq!(last, now);
+                    prop_assert_eq!(first, f0.min(now));
+                } else {
+                    prop_assert_eq!((first, last), (f0, l0));
+                }
+                if start > 0 && start <= end && end <= now + 300 {
+                    prop_assert_eq!((first, last, clamped), (start, end, false));
+                }
+            }
+
+            /// §4.4.1/§4.5.2: merging a batch into the pending map is order-independent, the
+            /// rows come out sorted by key with min/max/saturating sum, and a failed batch
+            /// merged back (into an empty or busy map) loses and reorders nothing.
+            #[test]
+            fn pending_merge_is_order_independent(
+                obs in proptest::collection::vec(
+                    (0usize..4, 0usize..4, 0i32..5, any_time(), any_time(), prop_oneof![Just(1i64), any::<i64>().prop_map(|c| c.saturating_abs())]),
+                    0..60,
+                ),
+                seed in any::<u64>(),
+                now in any_now(),
+            ) {
+                const NS: [&str; 4] = ["kube-system", "a", "b-0", "z9"];
+                let aggs: Vec<(&str, &str, &str, Agg)> = obs
+                    .iter()
+                    .map(|&(s, d, act, st, en, c)| {
+                        let (first, last, _) = normalize_times(st, en, now);
+                        (NS[s], NS[d], action_text(act).0, Agg { first, last, count: c })
+                    })
+                    .collect();
+                let mut shuffled = aggs.clone();
+                // Deterministic Fisher–Yates from the seed.
+                let mut x = seed | 1;
+                for i in (1..shuffled.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                let run = |batch: &[(&str, &str, &str, Agg)]| {
+                    let mut p = Pending::new(usize::MAX);
+                    for (s, d, a, g) in batch {
+                        prop_assert_ne!(p.merge(s, d, a, *g), MergeOutcome::Full);
+                    }
+                    Ok(p.take())
+                };
+                let rows = run(&aggs)?;
+                prop_assert_eq!(&rows, &run(&shuffled)?);
+                prop_assert!(rows.windows(2).all(|w| (&w[0].src, &w[0].dst, &w[0].action) < (&w[1].src, &w[1].dst, &w[1].action)));
+                for r in &rows {
+                    let mine: Vec<&Agg> = aggs
+                        .iter()
+                        .filter(|(s, d, a, _)| (*s, *d, *a) == (r.src.as_str(), r.dst.as_str(), r.action.as_str()))
+                        .map(|(.., g)| g)
+                        .collect();
+                    prop_assert!(!mine.is_empty());
+                    prop_assert_eq!(r.first, mine.iter().map(|g| g.first).min().unwrap());
+                    prop_assert_eq!(r.last, mine.iter().map(|g| g.last).max().unwrap());
+                    prop_assert_eq!(r.count, mine.iter().fold(0i64, |n, g| n.saturating_add(g.count)));
+                }
+                let distinct: std::collections::HashSet<_> = aggs.iter().map(|(s, d, a, _)| (*s, *d, *a)).collect();
+                prop_assert_eq!(rows.len(), distinct.len());
+                // Merge back into an empty map: identical rows.
+                let mut p = Pending::new(0);
+                p.merge_back(rows.clone());
+                prop_assert_eq!(&p.take(), &rows);
+                // Merge back into a map that received the shuffled batch meanwhile: same as
+                // merging everything twice.
+                let mut p = Pending::new(usize::MAX);
+                for (s, d, a, g) in &shuffled {
+                    p.merge(s, d, a, *g);
+                }
+                p.merge_back(rows.clone());
+                let twice: Vec<_> = aggs.iter().chain(aggs.iter()).cloned().collect();
+                prop_assert_eq!(p.take(), run(&twice)?);
+            }
+
+            /// The pending cap: never more than `cap` keys, known keys always merge.
+            #[test]
+            fn pending_respects_its_cap(
+                keys in proptest::collection::vec((0usize..6, 0usize..6), 1..40),
+                cap in 0usize..8,
+            ) {
+                let mut p = Pending::new(cap);
+                let mut seen = std::collections::HashSet::new();
+                for (s, d) in keys {
+                    let (s, d) = (format!("n{s}"), format!("n{d}"));
+                    let out = p.merge(&s, &d, "allow", Agg { first: 1, last: 2, count: 1 });
+                    let known = seen.contains(&(s.clone(), d.clone()));
+                    match out {
+                        MergeOutcome::Merged => prop_assert!(known),
+                        MergeOutcome::New => { prop_assert!(!known && seen.len() < cap); seen.insert((s, d)); }
+                        MergeOutcome::Full => prop_assert!(!known && seen.len() >= cap),
+                    }
+                    prop_assert!(p.len() <= cap);
+                }
+            }
+        }
+    }
 }
