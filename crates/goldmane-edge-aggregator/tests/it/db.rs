@@ -132,7 +132,9 @@ fn postgres_down_at_startup() {
     let a = w.spawn(&[], &w.env());
     a.wait_log("resume start_time_gte=", 30);
     // The line is logged before the request reaches the fake: wait for the fake to record it.
-    a.wait_for(10, "stream request at the fake", || !w.fake.calls().is_empty());
+    a.wait_for(10, "stream request at the fake", || {
+        !w.fake.calls().is_empty()
+    });
     let call = w.fake.calls()[0].clone();
     assert!(
         (call.start_time_gte - (now() - 3600)).abs() < 60,
