@@ -49,6 +49,8 @@ for s in "${scenarios[@]}"; do
   RESULTS+=("${name#*-}|$(cat "$DEMO_TMP/$name.scenario" 2>/dev/null || echo "${name#*-}")|$res|$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1fs", b-a}')")
 done
 echo
+# Pad by characters, not bytes: scenario texts carry arrows (→) and the like.
+export LC_ALL=C.UTF-8
 w=8
 for r in "${RESULTS[@]:-}"; do IFS="|" read -r _ sc _ _ <<<"$r"; if ((${#sc} > w)); then w=${#sc}; fi; done
 printf "%-26s | %-${w}s | %-6s | %s\n" binary scenario result "wall time"
@@ -57,7 +59,7 @@ fail=0
 for r in "${RESULTS[@]:-}"; do
   [ -n "$r" ] || continue
   IFS='|' read -r b sc res t <<<"$r"
-  printf "%-26s | %-${w}s | %-6s | %s\n" "$b" "$sc" "$res" "$t"
+  printf "%-26s | %s%*s | %-6s | %s\n" "$b" "$sc" $((w - ${#sc})) '' "$res" "$t"
   [ "$res" = PASS ] || fail=1
 done
 exit $fail
