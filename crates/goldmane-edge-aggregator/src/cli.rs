@@ -44,8 +44,9 @@ pub struct Cli {
     /// CA bundle PEM, the only trust roots [env: GOLDMANE_CA] [default: /etc/goldmane/ca/tigera-ca-bundle.crt]
     #[arg(long, global = true, value_name = "PATH")]
     pub ca: Option<String>,
-    /// Postgres URL or key=value DSN; sslmode disable|prefer|require. WARNING: a flag value is
-    /// visible in `ps`; prefer the environment [env: DATABASE_URL] [required unless dry-run]
+    /// Postgres URL or key=value DSN; sslmode as libpq
+    /// (disable|allow|prefer|require|verify-ca|verify-full, sslrootcert). WARNING: a flag value
+    /// is visible in `ps`; prefer the environment [env: DATABASE_URL] [required unless dry-run]
     #[arg(long, global = true, value_name = "DSN")]
     pub database_url: Option<String>,
     /// Stream and classify, log would-be upserts, never touch Postgres [env: DRY_RUN] [default: 0]

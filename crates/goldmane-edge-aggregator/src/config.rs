@@ -353,6 +353,8 @@ mod tests {
             ("GEA_DB_AUTH_EXIT_SECS", "-5"),
             ("GEA_LOG_FORMAT", "xml"),
             ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_URL", "postgres://u:pw@db/g?sslmode=bogus"),
+            ("DATABASE_URL", "host=db sslmode=verify"),
         ];
         for (var, val) in cases {
             let e = cfg(&[], &[DB, (var, val)]).expect_err(var);
@@ -389,6 +391,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        // libpq's verify modes are accepted (the root file is read at startup, not here).
+        for q in [
+            "sslmode=verify-full",
+            "sslmode=verify-ca&sslrootcert=/etc/pg/ca.crt",
+            "sslmode=require&sslrootcert=system",
+        ] {
+            let url = format!("postgres://u:hunter2@h/db?{q}");
+            assert!(cfg(&[], &[("DATABASE_URL", &url)]).is_ok(), "{q}");
+        }
     }
 
     mod props {

@@ -2,14 +2,17 @@
 //! unnest upsert (§4.4) and TLS per `sslmode` via rustls.
 
 use crate::decide::{upsert_params, Row};
+use homelab_core::pgtls::TlsMode;
 use std::future::Future;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Socket, Statement};
@@ -27,15 +30,20 @@ ON CONFLICT (src_ns, dst_ns, action) DO UPDATE SET
     flow_count = e.flow_count + EXCLUDED.flow_count
 RETURNING src_ns, dst_ns, action, first_seen, (xmax = 0) AS inserted";
 
-/// Parse and check a DSN (URL or key=value) without echoing it.
-pub fn parse_dsn(dsn: &str) -> Result<tokio_postgres::Config, String> {
-    let lower = dsn.to_ascii_lowercase();
-    if lower.contains("sslmode=verify") {
-        return Err(
-            "sslmode verify-ca/verify-full is not supported; use disable, prefer or require".into(),
-        );
-    }
-    let mut cfg = tokio_postgres::Config::from_str(dsn).map_err(|e| {
+/// DATABASE_URL taken apart: the driver configuration (with `ssl_mode` set) and the libpq TLS
+/// options the driver does not know (`homelab_core::pgtls`).
+#[derive(Debug, Clone)]
+pub struct Dsn {
+    pub config: tokio_postgres::Config,
+    pub mode: TlsMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+/// Parse and check a DSN (URL or key=value) without echoing it. `sslmode` and `sslrootcert`
+/// follow libpq (see `homelab_core::pgtls`); tokio-postgres gets disable, prefer or require.
+pub fn parse_dsn(dsn: &str) -> Result<Dsn, String> {
+    let split = homelab_core::pgtls::split_dsn(dsn)?;
+    let mut cfg = tokio_postgres::Config::from_str(&split.rest).map_err(|e| {
         format!(
             "not a valid Postgres URL or key=value DSN ({})",
             homelab_core::redact_dsn(&e.to_string())
@@ -47,10 +55,40 @@ pub fn parse_dsn(dsn: &str) -> Result<tokio_postgres::Config, String> {
     if cfg.get_application_name().is_none() {
         cfg.application_name("goldmane-edge-aggregator");
     }
+    cfg.ssl_mode(match split.mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+    });
     cfg.connect_timeout(Duration::from_secs(10));
     cfg.keepalives(true);
     cfg.keepalives_idle(Duration::from_secs(60));
-    Ok(cfg)
+    Ok(Dsn {
+        config: cfg,
+        mode: split.mode,
+        root_cert: split.root_cert,
+    })
+}
+
+/// What the flusher, `migrate` and `check` connect with: built once at startup, so an
+/// unreadable `sslrootcert` is a config error before any network I/O.
+#[derive(Clone)]
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub tls: PgTls,
+}
+
+impl Target {
+    /// Parse DATABASE_URL and load its root certificates. The error names the problem
+    /// (`sslmode=…`, `sslrootcert <path>: …`), never the DSN.
+    pub fn new(dsn: &str) -> Result<Target, String> {
+        let d = parse_dsn(dsn)?;
+        let tls = PgTls::new(d.mode, d.root_cert.as_deref())?;
+        Ok(Target {
+            config: d.config,
+            tls,
+        })
+    }
 }
 
 /// True for authentication failures (28P01, 28000): retried, and exit after DB_AUTH_EXIT.
@@ -108,8 +146,8 @@ pub enum FlushError {
 }
 
 /// Connect, migrate, prepare the upsert.
-pub async fn connect(cfg: &tokio_postgres::Config) -> Result<Db, tokio_postgres::Error> {
-    let (mut client, conn) = cfg.connect(PgTls::new()).await?;
+pub async fn connect(t: &Target) -> Result<Db, tokio_postgres::Error> {
+    let (mut client, conn) = t.config.connect(t.tls.clone()).await?;
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -204,35 +242,17 @@ impl Db {
     }
 }
 
-// ---- TLS for tokio-postgres over rustls (sslmode prefer/require: encrypt, like libpq,
-// without verifying the server) ---------------------------------------------------------
+// ---- TLS for tokio-postgres over rustls, per sslmode (homelab_core::pgtls) ---------------
 
 #[derive(Clone)]
 pub struct PgTls(Arc<rustls::ClientConfig>);
 
 impl PgTls {
-    pub fn new() -> Self {
-        let provider = crate::certs::provider();
-        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map(|b| {
-                b.dangerous()
-                    .with_custom_certificate_verifier(Arc::new(homelab_core::tls::EncryptOnly(
-                        provider,
-                    )))
-                    .with_no_client_auth()
-            });
-        match cfg {
-            Ok(c) => PgTls(Arc::new(c)),
-            // The ring provider always supports the safe defaults.
-            Err(e) => unreachable!("ring provider rejected default TLS versions: {e}"),
-        }
-    }
-}
-
-impl Default for PgTls {
-    fn default() -> Self {
-        Self::new()
+    /// The rustls configuration for `mode`: encrypt only for prefer/require, the chain to
+    /// `root_cert` (or the web PKI roots) for verify-ca, plus the host name for verify-full.
+    /// With `disable` tokio-postgres never starts TLS, so the configuration is unused.
+    pub fn new(mode: TlsMode, root_cert: Option<&Path>) -> Result<Self, String> {
+        homelab_core::pgtls::client_config(mode, root_cert).map(|c| PgTls(Arc::new(c)))
     }
 }
 
@@ -241,20 +261,18 @@ impl MakeTlsConnect<Socket> for PgTls {
     type TlsConnect = PgTlsConnect;
     type Error = io::Error;
 
+    /// tokio-postgres asks for a connector before it knows whether TLS will be used (also
+    /// for `sslmode=disable` and for `hostaddr` without `host`), so a name rustls cannot take
+    /// only fails once a handshake is actually attempted.
     fn make_tls_connect(&mut self, domain: &str) -> Result<PgTlsConnect, io::Error> {
-        let name = rustls::pki_types::ServerName::try_from(domain.to_string()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "invalid Postgres host name for TLS",
-            )
-        })?;
+        let name = rustls::pki_types::ServerName::try_from(domain.to_string()).ok();
         Ok(PgTlsConnect(self.0.clone(), name))
     }
 }
 
 pub struct PgTlsConnect(
     Arc<rustls::ClientConfig>,
-    rustls::pki_types::ServerName<'static>,
+    Option<rustls::pki_types::ServerName<'static>>,
 );
 
 impl TlsConnect<Socket> for PgTlsConnect {
@@ -264,8 +282,14 @@ impl TlsConnect<Socket> for PgTlsConnect {
 
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
+            let name = self.1.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "invalid Postgres host name for TLS",
+                )
+            })?;
             let s = tokio_rustls::TlsConnector::from(self.0)
-                .connect(self.1, stream)
+                .connect(name, stream)
                 .await?;
             Ok(PgTlsStream(s))
         })
@@ -314,11 +338,96 @@ mod tests {
     fn dsn_forms() {
         assert!(parse_dsn("postgres://u:pw@db:5432/goldmane_edges").is_ok());
         assert!(parse_dsn("host=db user=u password=pw dbname=g sslmode=require").is_ok());
-        let e = parse_dsn("postgres://u:pw@db/g?sslmode=verify-full").unwrap_err();
-        assert!(e.contains("verify-full"));
         assert!(parse_dsn("mysql://x").is_err());
-        let c = parse_dsn("postgres://u:pw@db/g").unwrap();
+        let c = parse_dsn("postgres://u:pw@db/g").unwrap().config;
         assert_eq!(c.get_application_name(), Some("goldmane-edge-aggregator"));
+        let e = parse_dsn("postgres://u:pw@/g").unwrap_err();
+        assert_eq!(e, "no host given");
+    }
+
+    /// libpq's sslmode semantics: what tokio-postgres is told, and which verifier is used.
+    #[test]
+    fn sslmode_decisions() {
+        let d = |s: &str| {
+            let d = parse_dsn(s).unwrap();
+            (d.mode, d.config.get_ssl_mode(), d.root_cert)
+        };
+        let ca = Some(PathBuf::from("/r/ca.pem"));
+        assert_eq!(
+            d("postgres://u:pw@db/g"),
+            (TlsMode::Prefer, SslMode::Prefer, None)
+        );
+        assert_eq!(
+            d("postgres://u:pw@db/g?sslmode=allow"),
+            (TlsMode::Prefer, SslMode::Prefer, None)
+        );
+        assert_eq!(
+            d("host=db sslmode=disable"),
+            (TlsMode::Disable, SslMode::Disable, None)
+        );
+        assert_eq!(
+            d("host=db sslmode=require"),
+            (TlsMode::Require, SslMode::Require, None)
+        );
+        // libpq: require with a root certificate verifies like verify-ca.
+        assert_eq!(
+            d("host=db sslmode=require sslrootcert=/r/ca.pem"),
+            (TlsMode::VerifyCa, SslMode::Require, ca.clone())
+        );
+        assert_eq!(
+            d("postgres://u:pw@db/g?sslmode=verify-ca&sslrootcert=%2Fr%2Fca.pem"),
+            (TlsMode::VerifyCa, SslMode::Require, ca.clone())
+        );
+        assert_eq!(
+            d("postgresql://u:pw@db/g?sslrootcert=/r/ca.pem&sslmode=verify-full&application_name=x"),
+            (TlsMode::VerifyFull, SslMode::Require, ca)
+        );
+        // `system`: the web PKI roots.
+        assert_eq!(
+            d("host=db sslmode=verify-full sslrootcert=system"),
+            (TlsMode::VerifyFull, SslMode::Require, None)
+        );
+        // The TLS options never reach tokio-postgres; other options still do.
+        let c = parse_dsn("postgres://u:pw@db/g?sslmode=verify-full&application_name=x")
+            .unwrap()
+            .config;
+        assert_eq!(c.get_application_name(), Some("x"));
+        let e = parse_dsn("postgres://u:hunter2@db/g?sslmode=verify").unwrap_err();
+        assert!(
+            e.starts_with(
+                "sslmode=verify is not disable, allow, prefer, require, verify-ca or verify-full"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"));
+    }
+
+    /// Root certificates are loaded when the target is built (startup, before any I/O).
+    #[test]
+    fn target_loads_the_root_certificate() {
+        assert!(Target::new("postgres://u:pw@db/g?sslmode=verify-full").is_ok());
+        assert!(Target::new("host=db sslmode=disable").is_ok());
+        let e = Target::new(
+            "postgres://u:hunter2@db/g?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .err()
+        .unwrap();
+        assert!(e.starts_with("sslrootcert /nonexistent/ca.pem: "), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a pem\n").unwrap();
+        let e = Target::new(&format!(
+            "host=db password=hunter2 sslmode=verify-ca sslrootcert='{}'",
+            junk.display()
+        ))
+        .err()
+        .unwrap();
+        assert!(
+            e.starts_with(&format!("sslrootcert {}: ", junk.display())),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
@@ -340,8 +449,8 @@ mod tests {
         /// One fault that makes an otherwise well-formed DSN invalid.
         fn fault() -> impl Strategy<Value = (&'static str, &'static str)> {
             prop_oneof![
-                Just(("sslmode", "verify-full")),
-                Just(("sslmode", "verify-ca")),
+                Just(("sslmode", "verify")),
+                Just(("sslmode", "verify_full")),
                 Just(("sslmode", "bogus")),
                 Just(("port", "notaport")),
                 Just(("port", "99999")),
@@ -391,10 +500,32 @@ mod tests {
                 host in "[a-z][a-z0-9-]{0,10}",
                 port in 1u16..,
                 db in "[a-z][a-z0-9_]{0,8}",
-                mode in prop_oneof![Just("disable"), Just("prefer"), Just("require")],
+                mode in prop_oneof![
+                    Just("disable"),
+                    Just("allow"),
+                    Just("prefer"),
+                    Just("require"),
+                    Just("verify-ca"),
+                    Just("verify-full"),
+                ],
+                root in proptest::option::of("/[a-z]{1,8}/ca\\.pem"),
             ) {
-                let u = parse_dsn(&format!("postgresql://{user}:{pw}@{host}:{port}/{db}?sslmode={mode}")).unwrap();
-                let k = parse_dsn(&format!("host={host} port={port} user={user} password={pw} dbname={db} sslmode={mode}")).unwrap();
+                let (q, w) = match &root {
+                    Some(r) => (format!("&sslrootcert={}", r.replace('/', "%2F")), format!(" sslrootcert='{r}'")),
+                    None => (String::new(), String::new()),
+                };
+                let u = parse_dsn(&format!("postgresql://{user}:{pw}@{host}:{port}/{db}?sslmode={mode}{q}")).unwrap();
+                let k = parse_dsn(&format!("host={host} port={port} user={user} password={pw} dbname={db} sslmode={mode}{w}")).unwrap();
+                prop_assert_eq!(u.mode, k.mode);
+                prop_assert_eq!(&u.root_cert, &root.as_ref().map(PathBuf::from));
+                prop_assert_eq!(&k.root_cert, &u.root_cert);
+                let want = match mode {
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    _ => SslMode::Require,
+                };
+                prop_assert_eq!(u.config.get_ssl_mode(), want);
+                let (u, k) = (u.config, k.config);
                 prop_assert_eq!(u.get_user(), Some(user.as_str()));
                 prop_assert_eq!(u.get_password(), Some(pw.as_bytes()));
                 prop_assert_eq!(u.get_dbname(), Some(db.as_str()));

@@ -48,6 +48,8 @@ pub struct Shared {
 
 pub struct Ctx {
     pub cfg: Config,
+    /// The Postgres target, `None` in dry-run without DATABASE_URL.
+    pg: Option<db::Target>,
     shared: Mutex<Shared>,
     flush_notify: Notify,
     epoch: Instant,
@@ -100,6 +102,23 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> i32 {
         }
     };
     report::set_format(cfg.log_format);
+    // The DB target (TLS roots included) is part of the config: exit 2 before any I/O.
+    let pg = match cfg
+        .database_url
+        .as_ref()
+        .map(|u| db::Target::new(u.expose()))
+    {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(reason)) => {
+            log(
+                Level::Error,
+                "L-CONFIG",
+                &format!("config DATABASE_URL: {reason}"),
+            );
+            return 2;
+        }
+    };
     let material = match certs::load(&cfg.client_cert, &cfg.client_key, &cfg.ca) {
         Ok(m) => m,
         Err((var, reason)) => {
@@ -122,9 +141,9 @@ pub fn run(cli: Cli, env: &HashMap<String, String>) -> i32 {
         }
     };
     match cfg.command {
-        Command::Migrate => rt.block_on(migrate_cmd(&cfg)),
-        Command::Check => rt.block_on(check_cmd(&cfg, &material)),
-        Command::Run => rt.block_on(run_service(cfg, material)),
+        Command::Migrate => rt.block_on(migrate_cmd(pg.as_ref())),
+        Command::Check => rt.block_on(check_cmd(&cfg, pg.as_ref(), &material)),
+        Command::Run => rt.block_on(run_service(cfg, pg, material)),
     }
 }
 
@@ -134,14 +153,8 @@ fn db_label(cfg: &Config) -> String {
         .map_or_else(|| "-".to_string(), |u| homelab_core::redact_dsn(u.expose()))
 }
 
-fn pg_config(cfg: &Config) -> Option<tokio_postgres::Config> {
-    cfg.database_url
-        .as_ref()
-        .and_then(|u| db::parse_dsn(u.expose()).ok())
-}
-
-async fn migrate_cmd(cfg: &Config) -> i32 {
-    let Some(pg) = pg_config(cfg) else {
+async fn migrate_cmd(pg: Option<&db::Target>) -> i32 {
+    let Some(pg) = pg else {
         log(
             Level::Error,
             "L-CONFIG",
@@ -149,7 +162,7 @@ async fn migrate_cmd(cfg: &Config) -> i32 {
         );
         return 2;
     };
-    match db::connect(&pg).await {
+    match db::connect(pg).await {
         Ok(d) => {
             log_schema(d.created);
             0
@@ -175,7 +188,7 @@ fn log_schema(created: bool) {
 }
 
 /// `check`: config, certs, DB, one stream message within 20 s; writes nothing.
-async fn check_cmd(cfg: &Config, m: &Material) -> i32 {
+async fn check_cmd(cfg: &Config, pg: Option<&db::Target>, m: &Material) -> i32 {
     let mut ok = true;
     println!(
         "cert: subject={} issuer={} not_after={}",
@@ -184,8 +197,9 @@ async fn check_cmd(cfg: &Config, m: &Material) -> i32 {
         ts(m.leaf.not_after)
     );
     if !cfg.dry_run {
-        if let Some(pg) = pg_config(cfg) {
-            match tokio::time::timeout(Duration::from_secs(10), pg.connect(db::PgTls::new())).await
+        if let Some(pg) = pg {
+            match tokio::time::timeout(Duration::from_secs(10), pg.config.connect(pg.tls.clone()))
+                .await
             {
                 Ok(Ok((client, conn))) => {
                     let task = tokio::spawn(conn);
@@ -280,7 +294,7 @@ async fn check_cmd(cfg: &Config, m: &Material) -> i32 {
     }
 }
 
-async fn run_service(cfg: Config, material: Material) -> i32 {
+async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) -> i32 {
     let dry = cfg.dry_run;
     log(
         Level::Info,
@@ -323,6 +337,7 @@ async fn run_service(cfg: Config, material: Material) -> i32 {
     };
     let ctx = Arc::new(Ctx {
         cfg,
+        pg,
         shared: Mutex::new(shared),
         flush_notify: Notify::new(),
         epoch: Instant::now(),
@@ -738,7 +753,7 @@ async fn stream_loop(
 /// The flusher's DB state; returned at shutdown for the final flush.
 pub struct FlushState {
     db: Option<db::Db>,
-    pg: Option<tokio_postgres::Config>,
+    pg: Option<db::Target>,
     attempt: u32,
     failing_since: Option<Instant>,
     auth_since: Option<Instant>,
@@ -1006,7 +1021,7 @@ async fn flusher_loop(
     let now = Instant::now();
     let mut st = FlushState {
         db: None,
-        pg: pg_config(&ctx.cfg),
+        pg: ctx.pg.clone(),
         attempt: 0,
         failing_since: None,
         auth_since: None,

@@ -7,6 +7,7 @@ pub mod fsx;
 pub mod http;
 pub mod kube;
 pub mod log;
+pub mod pgtls;
 pub mod pushgateway;
 pub mod redact;
 pub mod secret;
