@@ -79,24 +79,6 @@ mod tests {
         assert!(parse_dsn("postgres://h/d?sslmode=%aé").is_err());
     }
 
-    #[test]
-    fn configs_build() {
-        for m in [
-            TlsMode::Prefer,
-            TlsMode::Require,
-            TlsMode::VerifyCa,
-            TlsMode::VerifyFull,
-        ] {
-            assert!(client_config(m, None).is_ok(), "{m:?}");
-        }
-        let e = client_config(
-            TlsMode::VerifyFull,
-            Some(std::path::Path::new("/nonexistent/ca.pem")),
-        )
-        .unwrap_err();
-        assert!(e.starts_with("sslrootcert /nonexistent/ca.pem: "), "{e}");
-    }
-
     mod props {
         use super::*;
         use proptest::prelude::*;
