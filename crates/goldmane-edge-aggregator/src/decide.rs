@@ -363,6 +363,19 @@ impl ResumeSource {
     }
 }
 
+/// When the shutdown flush retries: the flusher's own next try, but at least 200 ms away (no
+/// busy loop) and never past the shutdown deadline. Not `clamp`: with less than 200 ms of
+/// budget left its bounds cross and it panics (seen as exit 101 on SIGTERM with Postgres down).
+pub fn shutdown_wake(
+    next_try: std::time::Instant,
+    now: std::time::Instant,
+    deadline: std::time::Instant,
+) -> std::time::Instant {
+    next_try
+        .max(now + std::time::Duration::from_millis(200))
+        .min(deadline)
+}
+
 /// §3.4.2/3.4.3: where the next stream starts. Always absolute and > 0.
 pub fn resume_point(
     watermark: Option<i64>,
@@ -375,7 +388,7 @@ pub fn resume_point(
     let clamp = |v: i64| v.clamp(floor, now).max(1);
     match (watermark, db_max) {
         (Some(w), _) => (clamp(w), ResumeSource::Stream),
-        (None, Some(m)) => (clamp(m - interval), ResumeSource::Db),
+        (None, Some(m)) => (clamp(m.saturating_sub(interval)), ResumeSource::Db),
         (None, None) => (floor.max(1), ResumeSource::Default),
     }
 }
@@ -451,6 +464,26 @@ mod tests {
     }
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn shutdown_wake_never_passes_the_deadline() {
+        use std::time::{Duration, Instant};
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // less than 200 ms of budget left: the deadline, not a panic
+        assert_eq!(shutdown_wake(now, now, now + ms(50)), now + ms(50));
+        assert_eq!(shutdown_wake(now + ms(10), now, now), now);
+        // plenty of budget: at least 200 ms away, else the flusher's own next try
+        assert_eq!(shutdown_wake(now, now, now + ms(5000)), now + ms(200));
+        assert_eq!(
+            shutdown_wake(now + ms(900), now, now + ms(5000)),
+            now + ms(900)
+        );
+        assert_eq!(
+            shutdown_wake(now + ms(9000), now, now + ms(5000)),
+            now + ms(5000)
+        );
+    }
 
     #[test]
     fn classify_table() {

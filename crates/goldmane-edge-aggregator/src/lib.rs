@@ -423,9 +423,7 @@ async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) ->
         if now >= deadline {
             break;
         }
-        let wake = st
-            .next_try
-            .clamp(now + Duration::from_millis(200), deadline);
+        let wake = decide::shutdown_wake(st.next_try, now, deadline);
         tokio::time::sleep_until(wake.into()).await;
     }
     let left = pending_now();

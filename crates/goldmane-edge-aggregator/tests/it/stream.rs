@@ -355,7 +355,8 @@ fn sigterm_flushes_pending_edges() {
     });
     w.pg.as_mut().unwrap().stop_mode("fast");
     b.signal(Signal::SIGINT);
-    assert_eq!(b.wait_exit(15), 1);
+    let code = b.wait_exit(15);
+    assert_eq!(code, 1, "{}", b.stderr());
     assert!(
         b.stderr().contains("; 3 edges not written"),
         "{}",
