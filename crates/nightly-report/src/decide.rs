@@ -2,7 +2,7 @@
 //! is an argument.
 
 use crate::gauges::{self, Gauges};
-use crate::version::{parse_server, parse_target, Ver};
+use crate::version::{parse_server, parse_target, Dashed, Ver};
 
 /// A node as the report needs it (§3.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
