@@ -155,13 +155,7 @@ pub fn push(
         base_url.trim_end_matches('/'),
         group_path(job, labels)
     );
-    let (user, url) = split_userinfo(&url);
-    let auth = user.map(|u| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(u)
-        )
-    });
+    let (auth, url) = basic_auth(&url);
     let mut headers = vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8")];
     if let Some(a) = &auth {
         headers.push(("Authorization", a.as_str()));
@@ -174,15 +168,19 @@ pub fn push(
     Ok(())
 }
 
-/// Move `user:pw@` from the URL into a Basic auth value (ureq does not send userinfo).
-fn split_userinfo(url: &str) -> (Option<String>, String) {
-    if let Some(p) = crate::http::UrlParts::parse(url) {
-        if let Some(u) = p.userinfo {
-            let rest = url.replacen(&format!("{u}@"), "", 1);
-            return (Some(u), rest);
-        }
+/// Move `user:pw@` out of the URL into a `Basic …` Authorization value (ureq does not send
+/// userinfo, and the URL without it is safe to show).
+pub fn basic_auth(url: &str) -> (Option<String>, String) {
+    match crate::http::UrlParts::parse(url).and_then(|p| p.userinfo) {
+        Some(u) => (
+            Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(u.as_bytes())
+            )),
+            url.replacen(&format!("{u}@"), "", 1),
+        ),
+        None => (None, url.to_string()),
     }
-    (None, url.to_string())
 }
 
 /// A sample read back from the Pushgateway.
@@ -272,13 +270,7 @@ fn str_map(v: &serde_json::Value) -> BTreeMap<String, String> {
 /// GET `/api/v1/metrics` and parse it.
 pub fn read_groups(base_url: &str, timeout: Duration) -> Result<Vec<Group>, HttpError> {
     let url = format!("{}/api/v1/metrics", base_url.trim_end_matches('/'));
-    let (user, url) = split_userinfo(&url);
-    let auth = user.map(|u| {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(u)
-        )
-    });
+    let (auth, url) = basic_auth(&url);
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     let doc = client(timeout)?.get_json(&url, &headers)?;
     parse_api_metrics(&doc).map_err(|reason| HttpError {

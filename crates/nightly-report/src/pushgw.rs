@@ -1,9 +1,8 @@
 //! Reading the chain's gauges from the Pushgateway (spec §3.1): the Query API
 //! `/api/v1/metrics`, falling back to the text exposition `/metrics` on 404.
 
-use base64::Engine;
-use homelab_core::http::{Client, HttpConfig, HttpError, HttpErrorKind, Redirects, UrlParts};
-use homelab_core::pushgateway::{parse_api_metrics, read_groups, Group, Sample};
+use homelab_core::http::{Client, HttpConfig, HttpError, HttpErrorKind, Redirects};
+use homelab_core::pushgateway::{basic_auth, parse_api_metrics, read_groups, Group, Sample};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -66,20 +65,6 @@ fn retryable(e: &HttpError) -> bool {
         HttpErrorKind::Status { code, .. } => *code == 429 || *code >= 500,
         HttpErrorKind::Timeout { .. } | HttpErrorKind::Transport { .. } => true,
         _ => false,
-    }
-}
-
-/// `user:pw@` moved out of the URL into a Basic auth header value.
-fn basic_auth(url: &str) -> (Option<String>, String) {
-    match UrlParts::parse(url).and_then(|p| p.userinfo) {
-        Some(u) => (
-            Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(u.as_bytes())
-            )),
-            url.replacen(&format!("{u}@"), "", 1),
-        ),
-        None => (None, url.to_string()),
     }
 }
 
@@ -300,6 +285,7 @@ pushgateway_build_info{version="1.6"} 1
 #[cfg(test)]
 mod props {
     use super::*;
+    use base64::Engine;
     use proptest::prelude::*;
 
     fn esc(v: &str) -> String {
