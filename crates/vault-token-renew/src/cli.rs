@@ -157,6 +157,19 @@ pub struct Opts {
     )]
     pub http_timeout: Option<String>,
 
+    /// A renewed token whose TTL is under this is a failure ("renewed but not extended"):
+    /// a token without period, near its explicit_max_ttl, or capped by the mount's
+    /// max_lease_ttl would otherwise expire silently. Vault duration (`168h`, `7d`) or
+    /// seconds. [default: 7d]
+    #[arg(
+        long,
+        env = "VTR_MIN_TTL",
+        global = true,
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub min_ttl: Option<String>,
+
     /// Print one JSON document on stdout (run: summary; status: the report).
     #[arg(long, env = "VTR_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false, hide_env_values = true)]
     pub json: bool,
@@ -186,6 +199,7 @@ mod tests {
             "VTR_PUSHGATEWAY_URL",
             "VTR_USER",
             "VTR_HTTP_TIMEOUT",
+            "VTR_MIN_TTL",
             "VTR_JSON",
             "Exit codes:",
             "https://vault.viktorbarzin.me",

@@ -108,7 +108,12 @@ pub struct VaultSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub namespace: Option<String>,
     pub timeout: Duration,
+    /// Issue 15 item 4: a renewed TTL under this (seconds) is a failure.
+    pub min_ttl: i64,
 }
+
+/// `VTR_MIN_TTL` default: 7 days (the `status` WARNING threshold of spec §8.1).
+pub const DEFAULT_MIN_TTL: i64 = 7 * 86_400;
 
 impl fmt::Debug for VaultSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,11 +180,23 @@ impl VaultSettings {
             },
             None => Duration::from_secs(30),
         };
+        let min_ttl = match non_empty(&opts.min_ttl) {
+            Some(t) => parse_duration(t).filter(|s| *s > 0).ok_or_else(|| {
+                cerr(
+                    "VTR_MIN_TTL",
+                    format!(
+                        "{t:?} is not a positive duration (e.g. 7d, 168h, 604800); fix or unset it"
+                    ),
+                )
+            })?,
+            None => DEFAULT_MIN_TTL,
+        };
         Ok(VaultSettings {
             addr,
             ca_pem,
             namespace,
             timeout,
+            min_ttl,
         })
     }
 }

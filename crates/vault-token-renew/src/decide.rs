@@ -202,6 +202,12 @@ pub fn create_permitted(caps: &[String]) -> bool {
     has("root") || (has("sudo") && (has("create") || has("update")))
 }
 
+/// Issue 15 item 4: a renewal counts only when the server's answer says the token now lives
+/// at least `min_ttl` seconds; an unknown TTL is doubt, and doubt is not success.
+pub fn extended(ttl: Option<i64>, min_ttl: i64) -> bool {
+    ttl.is_some_and(|t| t >= min_ttl)
+}
+
 /// Dry-run: does a capability list allow listing accessors?
 pub fn list_permitted(caps: &[String]) -> bool {
     caps.iter().any(|x| x == "root" || x == "list")

@@ -166,7 +166,14 @@ fn renew(opts: &Opts, paths: &Paths, rep: &mut Reporter) -> Outcome {
             return Outcome::fail(RunResult::Fail, text);
         }
     };
-    renew_with(&api, &p.scope, &p.token, &paths.token_file, rep)
+    renew_with(
+        &api,
+        &p.scope,
+        &p.token,
+        &paths.token_file,
+        p.vault.min_ttl,
+        rep,
+    )
 }
 
 /// Steps 5–8 against any [`TokenApi`].
@@ -175,6 +182,7 @@ pub fn renew_with(
     scope: &Scope,
     token: &Secret,
     token_file: &std::path::Path,
+    min_ttl: i64,
     rep: &mut Reporter,
 ) -> Outcome {
     let fail = |rep: &mut Reporter, result, text: String| {
@@ -209,15 +217,42 @@ pub fn renew_with(
     match renewed {
         Ok(v) => {
             let ttl = v["auth"]["lease_duration"].as_i64();
-            rep.line(&report::ok(&info.display_name, ttl));
-            Outcome {
+            let warnings: Vec<String> = v["warnings"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|w| w.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let suffix = report::warnings_suffix(&warnings);
+            let mut o = Outcome {
                 result: RunResult::Ok,
-                dn: Some(info.display_name),
+                dn: Some(info.display_name.clone()),
                 ttl,
                 period: info.period,
                 swept: 0,
                 error: None,
+            };
+            if decide::extended(ttl, min_ttl) {
+                rep.line(&format!("{}{suffix}", report::ok(&info.display_name, ttl)));
+            } else {
+                let text = format!(
+                    "{}{suffix}",
+                    report::not_extended(
+                        ttl,
+                        // OpenBao's lookup omits `period` for a non-periodic token.
+                        Some(info.period.unwrap_or(0)),
+                        Some(info.explicit_max_ttl.unwrap_or(0)),
+                        &expires_at(ttl),
+                        &scope.hint
+                    )
+                );
+                rep.line(&text);
+                o.result = RunResult::Fail;
+                o.error = Some(text);
             }
+            o
         }
         Err(e) => {
             let mut o = fail(rep, RunResult::Fail, report::renew_failed(&e.text));
@@ -225,6 +260,19 @@ pub fn renew_with(
             o
         }
     }
+}
+
+/// RFC 3339 UTC time `ttl` seconds from now (`?` when the TTL is unknown).
+fn expires_at(ttl: Option<i64>) -> String {
+    ttl.and_then(|t| {
+        let at = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()?
+            .checked_add(time::Duration::seconds(t))?;
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "?".to_string())
 }
 
 /// The mint request of §3/§3.5.
@@ -514,11 +562,13 @@ mod props {
             let log = dir.path().join("log");
             for answer in [doc.clone(), json!({"auth": auth.clone()}), json!({"auth": {"lease_duration": auth}})] {
                 let mut rep = Reporter::new(&log);
-                let o = renew_with(&fake(answer.clone(), vec![], vec![]), &scope(), &Secret::new("s.tok".to_string()), &dir.path().join("t"), &mut rep);
+                let o = renew_with(&fake(answer.clone(), vec![], vec![]), &scope(), &Secret::new("s.tok".to_string()), &dir.path().join("t"), 1, &mut rep);
                 if answer.get("auth").is_some_and(Value::is_object) {
-                    prop_assert_eq!(o.result, RunResult::Ok);
+                    // Issue 15 item 4: OK only when a TTL ≥ VTR_MIN_TTL (here 1 s) is known.
+                    let want = if answer["auth"]["lease_duration"].as_i64().is_some_and(|t| t >= 1) { RunResult::Ok } else { RunResult::Fail };
+                    prop_assert_eq!(o.result, want);
                     prop_assert_eq!(o.ttl, answer["auth"]["lease_duration"].as_i64());
-                    prop_assert_eq!(o.error, None);
+                    prop_assert_eq!(o.error.is_none(), want == RunResult::Ok);
                 } else {
                     prop_assert_eq!(o.result, RunResult::Fail);
                     let e = o.error.unwrap();

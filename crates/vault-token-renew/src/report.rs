@@ -48,6 +48,36 @@ pub fn healed(foreign_dn: &str, sweep: Sweep) -> String {
     )
 }
 
+/// Issue 15 item 4 (supersedes spec §7 "renew as usual"): renew-self succeeded but the TTL
+/// is under `VTR_MIN_TTL`, so the token will expire although the unit is green.
+pub fn not_extended(
+    ttl: Option<i64>,
+    period: Option<i64>,
+    explicit_max_ttl: Option<i64>,
+    expires: &str,
+    hint: &str,
+) -> String {
+    let n = |v: Option<i64>| v.map_or_else(|| "?".to_string(), |t| t.to_string());
+    format!(
+        "FAIL: renewed but not extended: ttl={}s period={}s explicit_max_ttl={}s expires={expires}; re-mint a periodic token. Manual re-mint: {hint}",
+        n(ttl),
+        n(period),
+        n(explicit_max_ttl)
+    )
+}
+
+/// Renew-self `warnings`, escaped for the end of a line: `q()` quoting plus `:` escaped, so
+/// server text can never carry a catalogue prefix (`FAIL:`, `DRIFT:`, `HEALED:`,
+/// `OK renewed`) of its own. Empty when there are none.
+pub fn warnings_suffix(warnings: &[String]) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let joined = warnings.join("; ");
+    let flat = crate::vault::one_line(&joined, &[]);
+    format!("; warnings: {}", q(&flat).replace(':', "\\:"))
+}
+
 /// L-MAP.
 pub fn unmapped(user: &str, source: &str) -> String {
     format!(
@@ -292,6 +322,19 @@ mod tests {
         assert_eq!(
             write_failed("E", ""),
             "FAIL: heal could not write ~/.vault-token: E"
+        );
+    }
+
+    #[test]
+    fn not_extended_and_warnings() {
+        assert_eq!(
+            not_extended(Some(3600), Some(0), Some(7200), "2026-12-04T20:00:00Z", "H"),
+            "FAIL: renewed but not extended: ttl=3600s period=0s explicit_max_ttl=7200s expires=2026-12-04T20:00:00Z; re-mint a periodic token. Manual re-mint: H"
+        );
+        assert_eq!(warnings_suffix(&[]), "");
+        assert_eq!(
+            warnings_suffix(&["FAIL: x".into(), "OK renewed".into()]),
+            "; warnings: FAIL\\:\\ x\\;\\ OK\\ renewed"
         );
     }
 

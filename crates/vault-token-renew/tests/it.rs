@@ -5,5 +5,6 @@ mod it {
     mod badinput;
     mod common;
     mod openbao;
+    mod realhost;
     mod scripted;
 }
