@@ -90,7 +90,13 @@ pub fn run_as(
     match out.status {
         Status::Exited(0) => Ok(out.stdout),
         Status::TimedOut => Err(format!("timed out after {}s", timeout.as_secs())),
-        _ => Err(out.reason()),
+        _ => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            match err.lines().rev().find(|l| !l.trim().is_empty()) {
+                Some(l) => Err(child_reason(l.trim())),
+                None => Err(out.reason()),
+            }
+        }
     }
 }
 
@@ -107,7 +113,15 @@ pub fn read_gate(
         Err(e) => return Err(format!("{}: {e}", db.display())),
     }
     let out = run_as(exe, user, &["read".as_ref(), db.as_os_str()], timeout)?;
-    serde_json::from_slice(&out).map_err(|e| format!("unreadable gate answer: {e}"))
+    // serde's message can quote the answer: name only where it broke (issue 15 item 2).
+    serde_json::from_slice(&out).map_err(|e| {
+        format!(
+            "unreadable gate answer ({} at line {} column {})",
+            crate::decide::outside(&out),
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 // ---- child side (already running as the user) ----
@@ -135,16 +149,58 @@ pub fn child_main(op: &crate::cli::UserOp) -> i32 {
     }
 }
 
+/// Issue 15 item 2: SQLite's own messages can quote schema object names the user chose
+/// ("malformed database schema (<name>)"), so the child reports a fixed text per error code.
+fn sql_err(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => match f.code {
+            C::DatabaseBusy => "database is busy".into(),
+            C::DatabaseLocked => "database is locked".into(),
+            C::DatabaseCorrupt => "database disk image is malformed".into(),
+            C::NotADatabase => "file is not a database".into(),
+            C::CannotOpen => "unable to open database file".into(),
+            C::PermissionDenied => "permission denied".into(),
+            C::ReadOnly => "readonly database".into(),
+            _ if msg
+                .as_deref()
+                .is_some_and(|m| m.starts_with("no such table")) =>
+            {
+                "no such table projection_thread_sessions".into()
+            }
+            _ => format!("sqlite error code {}", f.extended_code),
+        },
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            "unexpected value type in projection_thread_sessions".into()
+        }
+        _ => "sqlite client error".into(),
+    }
+}
+
+/// The child's one stderr line, accepted as it is only when it cannot spell an alert (our
+/// fixed texts, config paths, validated names, OS error texts); anything else is projected.
+pub fn child_reason(line: &str) -> String {
+    let plain = line.len() <= 300
+        && line
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" _./:()'-,".contains(&b));
+    if plain && !crate::report::ALERT_WORDS.iter().any(|w| line.contains(w)) {
+        line.to_string()
+    } else {
+        crate::decide::outside(line.as_bytes())
+    }
+}
+
 /// §5.2/§5.3: read-only open (no create, never `immutable`), busy timeout 2 s.
 pub fn child_read(db: &Path) -> Result<Reading, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(db, flags)
-        .map_err(|e| format!("open {}: {e}", db.display()))?;
+        .map_err(|e| format!("open {}: {}", db.display(), sql_err(&e)))?;
     conn.busy_timeout(Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| sql_err(&e))?;
     // One sequential scan: a small page cache is enough and saves page faults (and RSS).
     conn.pragma_update(None, "cache_size", -256)
-        .map_err(|e| format!("open {}: {e}", db.display()))?;
+        .map_err(|e| format!("open {}: {}", db.display(), sql_err(&e)))?;
     conn.query_row(
         "SELECT count(*), count(active_turn_id), max(updated_at) FROM projection_thread_sessions",
         [],
@@ -164,21 +220,21 @@ pub fn child_read(db: &Path) -> Result<Reading, String> {
             })
         },
     )
-    .map_err(|e| format!("query {}: {e}", db.display()))
+    .map_err(|e| format!("query {}: {}", db.display(), sql_err(&e)))
 }
 
 /// §7.1: open the live DB normally (WAL/-shm stay the user's) and `VACUUM INTO ?1`.
 pub fn child_backup(db: &Path, dest: &Path) -> Result<(), String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(db, flags)
-        .map_err(|e| format!("open {}: {e}", db.display()))?;
+        .map_err(|e| format!("open {}: {}", db.display(), sql_err(&e)))?;
     conn.busy_timeout(Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| sql_err(&e))?;
     let d = dest.to_str().ok_or("destination path is not UTF-8")?;
     let r = conn.execute("VACUUM INTO ?1", [d]).map(|_| ());
     if let Err(e) = r {
         let _ = fs::remove_file(dest);
-        return Err(format!("VACUUM INTO failed: {e}"));
+        return Err(format!("VACUUM INTO failed: {}", sql_err(&e)));
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub fn verdict(reading: Result<&Reading, &str>, now: OffsetDateTime, quiet: u64)
     let Some(idle) = idle_seconds(latest, now) else {
         return Verdict::Error(format!(
             "unparseable updated_at {}",
-            escape_name(latest.as_bytes())
+            outside(latest.as_bytes())
         ));
     };
     if idle < 0 {
@@ -156,6 +156,120 @@ pub fn valid_version(v: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'_' | b'-'))
+}
+
+/// Issue 15 item 2: outside free text (DB text, marker contents, command output, HTTP
+/// answers) in a log line. Quoting cannot defuse a plain word like `FROZEN`, so only the
+/// length and a projection appear: ASCII digits and `:.-+TZ` kept (enough to read a
+/// timestamp), everything else `?`, at most 40 characters. No alert phrase or catalogue
+/// prefix can be spelled from that alphabet.
+pub fn outside(b: &[u8]) -> String {
+    const KEEP: &str = ":.-+TZ";
+    let s = String::from_utf8_lossy(b);
+    let proj: String = s
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_digit() || KEEP.contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let more = if s.chars().count() > 40 { "…" } else { "" };
+    format!("{} bytes [{proj}{more}]", b.len())
+}
+
+/// A marker name for a log line: a valid user name as it is, anything else projected.
+pub fn shown_name(b: &[u8]) -> String {
+    match valid_user_name(b) {
+        Ok(n) => n.to_string(),
+        Err(_) if b == b"root" => "root".to_string(),
+        Err(_) => outside(b),
+    }
+}
+
+/// What `systemctl show -p Type,ActiveState,SubState <sibling>` said (issue 15 item 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sibling {
+    /// Nothing in progress (a daemon, an `active (exited)` RemainAfterExit unit, inactive).
+    Quiet,
+    /// A oneshot job is running: stand down.
+    InProgress(String),
+    /// Unknown or missing state/type, or the query failed: stand down (fail closed).
+    Unknown(String),
+}
+
+/// `ActiveState` values: systemd `src/basic/unit-def.c` `unit_active_state_table`
+/// (systemd/systemd v257).
+const ACTIVE_STATES: [&str; 8] = [
+    "active",
+    "reloading",
+    "inactive",
+    "failed",
+    "activating",
+    "deactivating",
+    "maintenance",
+    "refreshing",
+];
+/// Service `Type=` values: systemd `src/core/service.c` `service_type_table` (v257).
+const SERVICE_TYPES: [&str; 8] = [
+    "simple",
+    "exec",
+    "forking",
+    "oneshot",
+    "dbus",
+    "notify",
+    "notify-reload",
+    "idle",
+];
+
+/// Issue 15 item 3 (supersedes spec §4 step 3, which stood down for `active` too): stand
+/// down only while a sibling oneshot is a job in progress (`activating`/`deactivating`);
+/// never for a long-running daemon or an `active (exited)` unit. Anything unknown stands
+/// down. The `seen` text names the state with outside values projected.
+pub fn sibling(answer: Result<&str, &str>) -> Sibling {
+    let out = match answer {
+        Ok(o) => o,
+        // `Output::reason` is already safe (fixed texts, projected stderr).
+        Err(e) => return Sibling::Unknown(format!("systemctl show failed: {e}")),
+    };
+    let get = |k: &str| {
+        out.lines()
+            .filter_map(|l| l.trim_end().split_once('='))
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let (ty, active, sub) = (get("Type"), get("ActiveState"), get("SubState"));
+    let word = |v: &Option<String>, known: &dyn Fn(&str) -> bool| match v {
+        None => "(missing)".to_string(),
+        Some(x) if known(x) => x.clone(),
+        Some(x) => outside(x.as_bytes()),
+    };
+    let sub_ok = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let seen = format!(
+        "Type={} ActiveState={} SubState={}",
+        word(&ty, &|x| x.is_empty() || SERVICE_TYPES.contains(&x)),
+        word(&active, &|x| ACTIVE_STATES.contains(&x)),
+        word(&sub, &sub_ok)
+    );
+    let Some(active) = active.filter(|a| ACTIVE_STATES.contains(&a.as_str())) else {
+        return Sibling::Unknown(seen);
+    };
+    if sub.as_deref().is_some_and(|s| !sub_ok(s)) {
+        return Sibling::Unknown(seen);
+    }
+    if matches!(active.as_str(), "inactive" | "failed") {
+        return Sibling::Quiet;
+    }
+    match ty.as_deref() {
+        Some("oneshot") if matches!(active.as_str(), "activating" | "deactivating") => {
+            Sibling::InProgress(seen)
+        }
+        Some(t) if SERVICE_TYPES.contains(&t) => Sibling::Quiet,
+        _ => Sibling::Unknown(seen),
+    }
 }
 
 /// All whitespace removed (marker content, last-good).
@@ -276,6 +390,68 @@ impl Action {
             Action::Failed => "failed",
             Action::Migrated => "migrated",
         }
+    }
+}
+
+#[cfg(test)]
+mod sibling_tests {
+    use super::*;
+
+    #[test]
+    fn sibling_states() {
+        let a = |t: &str, s: &str, u: &str| format!("Type={t}\nActiveState={s}\nSubState={u}\n");
+        assert_eq!(
+            sibling(Ok(&a("simple", "active", "running"))),
+            Sibling::Quiet
+        );
+        assert_eq!(
+            sibling(Ok(&a("oneshot", "active", "exited"))),
+            Sibling::Quiet
+        );
+        assert_eq!(
+            sibling(Ok(&a("oneshot", "inactive", "dead"))),
+            Sibling::Quiet
+        );
+        assert_eq!(sibling(Ok(&a("", "inactive", "dead"))), Sibling::Quiet);
+        assert_eq!(
+            sibling(Ok(&a("oneshot", "failed", "failed"))),
+            Sibling::Quiet
+        );
+        assert_eq!(
+            sibling(Ok(&a("oneshot", "activating", "start"))),
+            Sibling::InProgress("Type=oneshot ActiveState=activating SubState=start".into())
+        );
+        assert!(matches!(
+            sibling(Ok(&a("oneshot", "deactivating", "stop"))),
+            Sibling::InProgress(_)
+        ));
+        assert!(matches!(
+            sibling(Ok(&a("weird", "activating", "start"))),
+            Sibling::Unknown(_)
+        ));
+        assert!(matches!(
+            sibling(Ok(&a("oneshot", "zombie", "x"))),
+            Sibling::Unknown(_)
+        ));
+        assert!(matches!(sibling(Ok("")), Sibling::Unknown(_)));
+        assert!(matches!(sibling(Err("timed out")), Sibling::Unknown(_)));
+        // Property order does not matter (systemctl prints its own order).
+        assert_eq!(
+            sibling(Ok("SubState=start\nActiveState=activating\nType=oneshot\n")),
+            Sibling::InProgress("Type=oneshot ActiveState=activating SubState=start".into())
+        );
+    }
+
+    #[test]
+    fn outside_projection() {
+        assert_eq!(
+            outside(b"2026-06-21T01:02:03.000Z"),
+            "24 bytes [2026-06-21T01:02:03.000Z]"
+        );
+        assert_eq!(outside("zzz FROZEN".as_bytes()), "10 bytes [???????Z??]");
+        assert_eq!(shown_name(b"wizard"), "wizard");
+        assert_eq!(shown_name(b"root"), "root");
+        assert_eq!(shown_name(b"FROZEN"), "6 bytes [???Z??]");
     }
 }
 
@@ -487,6 +663,17 @@ mod props {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
+        /// Issue 15 item 2: whatever outside text comes in, its projection spells no alert
+        /// phrase and no catalogue prefix, and stays one short line.
+        #[test]
+        fn outside_is_inert(b in proptest::collection::vec(any::<u8>(), 0..200), s in "\\PC{0,80}") {
+            for out in [outside(&b), outside(s.as_bytes()), shown_name(&b)] {
+                for w in crate::report::ALERT_WORDS.iter().chain(["WARN:", "ERROR:", "migrated", "restarted", "restored", "skipping", "clearing"].iter()) {
+                    prop_assert!(!out.contains(w) || valid_user_name(&b).is_ok(), "{}", out);
+                }
+                prop_assert!(!out.contains('\n') && out.chars().count() < 64);
+            }
+        }
         /// Any bytes: no panic; accepted exactly when ≤ 32 bytes of `[a-z_][a-z0-9_-]*`, never
         /// `root`, and the name comes back unchanged.
         #[test]

@@ -285,9 +285,15 @@ pub fn drain(cfg: &Config, log: &Log, world: &dyn World, cmds: &Commands) -> Sum
     };
     // 3. siblings
     for sib in SIBLINGS {
-        if let Some(st) = cmds.active_state(sib) {
-            if matches!(st.as_str(), "activating" | "active" | "reloading") {
-                log.line(&rp::sibling_running(sib));
+        let answer = cmds.sibling_show(sib);
+        match decide::sibling(answer.as_deref().map_err(String::as_str)) {
+            decide::Sibling::Quiet => {}
+            decide::Sibling::InProgress(seen) => {
+                log.line(&rp::sibling_running(sib, &seen));
+                return end(s, PassResult::Skipped, 0);
+            }
+            decide::Sibling::Unknown(seen) => {
+                log.line(&rp::sibling_unknown(sib, &seen));
                 return end(s, PassResult::Skipped, 0);
             }
         }
@@ -487,7 +493,7 @@ pub fn read_entries(cfg: &Config, names: &[std::ffi::OsString]) -> Vec<Entry> {
     names
         .iter()
         .map(|name| {
-            let shown = decide::escape_name(name.as_bytes());
+            let shown = decide::shown_name(name.as_bytes());
             let marker = match decide::valid_user_name(name.as_bytes()) {
                 Err(r) => Err(r.to_string()),
                 Ok(u) => {

@@ -113,9 +113,29 @@ pub fn publish(cfg: &Config, log: &Log, world: &dyn World, s: &Summary) {
             Method::Put,
             Duration::from_secs(10),
         ) {
-            log.line(&rp::metrics_failed("push", &e.to_string()));
+            log.line(&rp::metrics_failed("push", &push_error(&e)));
         }
     }
+}
+
+/// A Pushgateway failure for the log: the answer body and transport texts are outside text
+/// (issue 15 item 2), so only the status, the kind and a projection appear.
+fn push_error(e: &homelab_core::http::HttpError) -> String {
+    use homelab_core::http::HttpErrorKind as K;
+    let what = match &e.kind {
+        K::Status { code, excerpt } => {
+            format!(
+                "HTTP {code}, answer {}",
+                decide::outside(excerpt.as_bytes())
+            )
+        }
+        K::Timeout { .. } => e.reason(),
+        K::Transport { reason, .. } => format!("transport {}", decide::outside(reason.as_bytes())),
+        K::Redirect { reason } => format!("redirect {}", decide::outside(reason.as_bytes())),
+        K::Config { reason } => format!("config {}", decide::outside(reason.as_bytes())),
+        K::Body { reason } => format!("body {}", decide::outside(reason.as_bytes())),
+    };
+    format!("{} {}: {what}", e.method, e.path)
 }
 
 #[cfg(test)]

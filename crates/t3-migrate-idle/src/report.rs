@@ -96,8 +96,12 @@ pub fn r9(freeze: &Path, u: &str, target: &str, lg: &str) -> String {
 pub fn lock_busy() -> String {
     "skipping: another t3-migrate-idle pass is running".into()
 }
-pub fn sibling_running(unit: &str) -> String {
-    format!("skipping: {unit} is running")
+pub fn sibling_running(unit: &str, seen: &str) -> String {
+    format!("skipping: {unit} is running ({seen})")
+}
+/// Issue 15 item 3: an unknown sibling state stands down (fail closed).
+pub fn sibling_unknown(unit: &str, seen: &str) -> String {
+    format!("skipping: cannot tell whether {unit} is running ({seen}) — standing down")
 }
 pub fn ignoring(name: &str, reason: &str) -> String {
     format!("WARN: ignoring marker {name}: {reason}")
@@ -256,7 +260,11 @@ mod tests {
         let p = PathBuf::from("/x");
         let new = [
             lock_busy(),
-            sibling_running("t3-autoupdate.service"),
+            sibling_running(
+                "t3-autoupdate.service",
+                "Type=oneshot ActiveState=activating SubState=start",
+            ),
+            sibling_unknown("t3-autoupdate.service", "Type=? ActiveState=? SubState=?"),
             ignoring("x", "y"),
             cannot_query("u", "r"),
             no_start_time("u"),

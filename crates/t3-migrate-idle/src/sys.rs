@@ -60,7 +60,8 @@ impl Output {
         match (&self.status, last) {
             (Status::TimedOut, _) => "timed out".into(),
             (Status::SpawnFailed(e), _) => e.clone(),
-            (_, Some(l)) => l.chars().take(300).collect(),
+            // Issue 15 item 2: command output is outside text: length + projection only.
+            (_, Some(l)) => format!("stderr {}", crate::decide::outside(l.as_bytes())),
             (Status::Exited(c), None) => format!("exit status {c}"),
             (Status::Signaled(s), None) => format!("killed by signal {s}"),
         }
@@ -231,10 +232,15 @@ impl Commands {
         }
     }
 
-    /// ActiveState of a unit (sibling check); None when the query failed.
-    pub fn active_state(&self, unit: &str) -> Option<String> {
-        let o = self.systemctl(&["show", "-p", "ActiveState", "--value", unit], true);
-        o.success().then(|| o.stdout_str().trim().to_string())
+    /// `Type`, `ActiveState`, `SubState` of a sibling unit (`key=value` lines), or the
+    /// failure reason (issue 15 item 3).
+    pub fn sibling_show(&self, unit: &str) -> Result<String, String> {
+        let o = self.systemctl(&["show", "-p", "Type,ActiveState,SubState", unit], true);
+        if o.success() {
+            Ok(o.stdout_str())
+        } else {
+            Err(o.reason())
+        }
     }
 
     /// §2.5 start time, unix seconds.

@@ -8,5 +8,6 @@ mod it {
     pub mod drain;
     pub mod fakecmd;
     pub mod gate;
+    pub mod realhost;
     pub mod restart;
 }

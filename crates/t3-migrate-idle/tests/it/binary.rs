@@ -10,19 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use testkit::{HttpServer, Reply};
 
-struct Syslog {
+pub struct Syslog {
     sock: UnixDatagram,
-    path: PathBuf,
+    pub path: PathBuf,
 }
 
 impl Syslog {
-    fn bind(lab: &Lab) -> Syslog {
+    pub fn bind(lab: &Lab) -> Syslog {
         let path = lab.root().join("dev-log");
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_nonblocking(true).unwrap();
         Syslog { sock, path }
     }
-    fn datagrams(&self) -> Vec<String> {
+    pub fn datagrams(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         while let Ok(n) = self.sock.recv(&mut buf) {
@@ -32,7 +32,7 @@ impl Syslog {
     }
 }
 
-fn cmd(lab: &Lab, syslog: Option<&Path>, args: &[&str]) -> Command {
+pub fn cmd(lab: &Lab, syslog: Option<&Path>, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("PATH", lab.fakes.path())
@@ -44,7 +44,7 @@ fn cmd(lab: &Lab, syslog: Option<&Path>, args: &[&str]) -> Command {
     c
 }
 
-fn run(mut c: Command) -> (i32, String, String) {
+pub fn run(mut c: Command) -> (i32, String, String) {
     let o: Output = c.output().unwrap();
     (
         o.status.code().unwrap_or(-1),
@@ -265,7 +265,7 @@ fn status_is_read_only_and_reports_what_a_pass_would_do() {
     assert_eq!(b["target"], "0.0.35", "empty marker → installed version");
     assert_eq!(b["gate"]["active"], 1);
     assert_eq!(find("gone")["action"], "clear");
-    assert_eq!(find("Bad Name")["action"], "ignore");
+    assert_eq!(find("8 bytes [????????]")["action"], "ignore");
     // read-only: nothing deleted, restarted, backed up, or sent to syslog
     assert!(sl.datagrams().is_empty());
     assert!(lab.defer.join("gone").exists());

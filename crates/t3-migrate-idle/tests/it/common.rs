@@ -207,11 +207,7 @@ impl Lab {
     pub fn systemd_with(&self, units: &[(&str, bool, Option<i64>)], extra: &[Rule]) {
         let mut rules: Vec<Rule> = extra.to_vec();
         for sib in ["t3-autoupdate.service", "t3-watchdog.service"] {
-            rules.push(rule(
-                &format!("show -p ActiveState --value {sib}"),
-                "inactive",
-                0,
-            ));
+            rules.push(sibling_rule(sib, "oneshot", "inactive", "dead"));
         }
         for (u, active, start) in units {
             let unit = format!("t3-serve@{u}.service");
@@ -256,6 +252,16 @@ impl Lab {
     pub fn db_path(&self, u: &str) -> PathBuf {
         self.home.join(u).join(".t3/userdata/state.sqlite")
     }
+}
+
+/// The recording fake's answer to `systemctl show -p Type,ActiveState,SubState <sib>`
+/// (systemctl prints the properties as `key=value` lines).
+pub fn sibling_rule(sib: &str, ty: &str, active: &str, sub: &str) -> Rule {
+    rule(
+        &format!("show -p Type,ActiveState,SubState {sib}"),
+        &format!("Type={ty}\nActiveState={active}\nSubState={sub}"),
+        0,
+    )
 }
 
 pub fn set_mtime(p: &Path, epoch: i64) {
