@@ -24,13 +24,22 @@ for main in sorted(pathlib.Path("crates").glob("*/src/main.rs")):
         if marker not in text:
             sys.exit(f"README.md has no '{marker}' marker to insert {b}'s block before")
         text = text.replace(marker, f"### `{b}`\n\n{block}\n\n{marker}")
-# systemd-analyze security exposure of every service (offline: reads the unit file only).
-rows = ["| unit | exposure (systemd-analyze security, lower is better) |", "|---|---|"]
+# systemd-analyze security exposure of every service (offline: reads the unit file only), in
+# the mode each really runs in: its "# Manager:" line (system, user, or both); a template is
+# analysed as an instance; user mode needs a runtime dir.
+import os, shutil, tempfile
+rows = ["| unit | manager | exposure (systemd-analyze security, lower is better) |", "|---|---|---|"]
+rt = tempfile.mkdtemp()
 for unit in sorted(pathlib.Path("systemd").glob("*.service")):
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-                         capture_output=True, text=True).stdout
-    m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\S+)", out)
-    rows.append(f"| `{unit.name}` | {m.group(1)} {m.group(2)} |" if m else f"| `{unit.name}` | ? |")
+    mline = re.search(r"^# Manager: (.+)$", unit.read_text(), re.M)
+    staged = pathlib.Path(rt) / unit.name.replace("@.", "@x.")
+    shutil.copy(unit, staged)
+    for mgr in (mline.group(1).split() if mline else ["system"]):
+        args = ["systemd-analyze", "security", "--offline=true", "--no-pager"] + (["--user"] if mgr == "user" else []) + [str(staged)]
+        out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, XDG_RUNTIME_DIR=rt)).stdout
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\S+)", out)
+        rows.append(f"| `{unit.name}` | {mgr} | {m.group(1)} {m.group(2)} |" if m else f"| `{unit.name}` | {mgr} | ? |")
+shutil.rmtree(rt)
 block = "<!-- BEGIN systemd-security -->\n" + "\n".join(rows) + "\n<!-- END systemd-security -->"
 pat = re.compile(r"<!-- BEGIN systemd-security -->.*?<!-- END systemd-security -->", re.S)
 if pat.search(text):
