@@ -53,7 +53,7 @@ pub struct RunArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Opts {
     /// Vault/OpenBao address (http or https); a trailing `/` is stripped.
-    /// [default: https://vault.viktorbarzin.me]
+    /// [default: https://vault.viktorbarzin.me] [BAO_ADDR wins over VAULT_ADDR]
     #[arg(
         long,
         env = "VAULT_ADDR",
@@ -95,6 +95,7 @@ pub struct Opts {
     pub config: Option<PathBuf>,
 
     /// PEM bundle used as the TLS trust roots for Vault (as the vault CLI does). [default: none]
+    /// [BAO_CACERT wins over VAULT_CACERT]
     #[arg(
         long,
         env = "VAULT_CACERT",
@@ -104,7 +105,53 @@ pub struct Opts {
     )]
     pub cacert: Option<PathBuf>,
 
+    /// Directory of PEM CA certificates (read recursively; files without a certificate are
+    /// skipped, as the bao CLI does), added to the trust roots with --cacert. [default: none]
+    /// [BAO_CAPATH wins over VAULT_CAPATH]
+    #[arg(
+        long,
+        env = "VAULT_CAPATH",
+        global = true,
+        value_name = "DIR",
+        hide_env_values = true
+    )]
+    pub capath: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS (needs --client-key). [default: none]
+    /// [BAO_CLIENT_CERT wins over VAULT_CLIENT_CERT]
+    #[arg(
+        long,
+        env = "VAULT_CLIENT_CERT",
+        global = true,
+        value_name = "FILE",
+        hide_env_values = true
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert; it must match the certificate. [default: none]
+    /// [BAO_CLIENT_KEY wins over VAULT_CLIENT_KEY]
+    #[arg(
+        long,
+        env = "VAULT_CLIENT_KEY",
+        global = true,
+        value_name = "FILE",
+        hide_env_values = true
+    )]
+    pub client_key: Option<PathBuf>,
+
+    /// Name to verify the server certificate against (and send as SNI) instead of the
+    /// VAULT_ADDR host. [default: none] [BAO_TLS_SERVER_NAME wins over VAULT_TLS_SERVER_NAME]
+    #[arg(
+        long,
+        env = "VAULT_TLS_SERVER_NAME",
+        global = true,
+        value_name = "NAME",
+        hide_env_values = true
+    )]
+    pub tls_server_name: Option<String>,
+
     /// Vault namespace, sent as X-Vault-Namespace. [default: none]
+    /// [BAO_NAMESPACE wins over VAULT_NAMESPACE]
     #[arg(
         long,
         env = "VAULT_NAMESPACE",
@@ -175,6 +222,58 @@ pub struct Opts {
     pub json: bool,
 }
 
+/// The `BAO_*` twins of the `VAULT_*` variables (issue 15 item 5), as `(arg id, BAO name)`.
+pub const BAO_TWINS: [(&str, &str); 7] = [
+    ("vault_addr", "BAO_ADDR"),
+    ("cacert", "BAO_CACERT"),
+    ("capath", "BAO_CAPATH"),
+    ("client_cert", "BAO_CLIENT_CERT"),
+    ("client_key", "BAO_CLIENT_KEY"),
+    ("tls_server_name", "BAO_TLS_SERVER_NAME"),
+    ("namespace", "BAO_NAMESPACE"),
+];
+
+/// Parse the command line, then let a present `BAO_*` twin replace the `VAULT_*` value when
+/// no flag was given: openbao/openbao v2.6.2 `api/env.go` `ReadBaoVariable` prefers the
+/// `BAO_` variable whenever it is present, even when empty (empty then means unset).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let flagged = |id: &str| {
+        m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            || m.subcommand().is_some_and(|(_, sm)| {
+                sm.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+    };
+    apply_bao_twins(&mut cli.opts, &flagged, &|k| std::env::var_os(k));
+    cli
+}
+
+/// Pure part of [`parse`].
+pub fn apply_bao_twins(
+    o: &mut Opts,
+    flagged: &dyn Fn(&str) -> bool,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) {
+    for (id, bao) in BAO_TWINS {
+        if flagged(id) {
+            continue;
+        }
+        let Some(v) = env(bao) else { continue };
+        let s = v.to_string_lossy().into_owned();
+        match id {
+            "vault_addr" => o.vault_addr = Some(s),
+            "cacert" => o.cacert = Some(PathBuf::from(v)),
+            "capath" => o.capath = Some(PathBuf::from(v)),
+            "client_cert" => o.client_cert = Some(PathBuf::from(v)),
+            "client_key" => o.client_key = Some(PathBuf::from(v)),
+            "tls_server_name" => o.tls_server_name = Some(s),
+            _ => o.namespace = Some(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +293,13 @@ mod tests {
             "HOME",
             "VTR_CONFIG",
             "VAULT_CACERT",
+            "VAULT_CAPATH",
+            "VAULT_CLIENT_CERT",
+            "VAULT_CLIENT_KEY",
+            "VAULT_TLS_SERVER_NAME",
             "VAULT_NAMESPACE",
+            "BAO_ADDR",
+            "BAO_CAPATH",
             "VTR_METRICS_TEXTFILE",
             "VTR_PUSHGATEWAY_URL",
             "VTR_USER",
@@ -214,6 +319,27 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("[env: HOME]"), "{help}");
         assert!(!help.contains("[env: HOME="), "{help}");
+    }
+
+    #[test]
+    fn bao_twins_win_unless_a_flag_was_given() {
+        let mut o = Opts {
+            vault_addr: Some("http://vault:8200".into()),
+            namespace: Some("v".into()),
+            ..Opts::default()
+        };
+        let env = |k: &str| match k {
+            "BAO_ADDR" => Some("http://bao:8200".into()),
+            "BAO_NAMESPACE" => Some("".into()),
+            "BAO_CAPATH" => Some("/etc/bao/ca".into()),
+            _ => None,
+        };
+        apply_bao_twins(&mut o, &|id| id == "capath", &env);
+        assert_eq!(o.vault_addr.as_deref(), Some("http://bao:8200"));
+        // Present but empty still wins (then means unset), as ReadBaoVariable.
+        assert_eq!(o.namespace.as_deref(), Some(""));
+        // A flag beats both.
+        assert_eq!(o.capath, None);
     }
 
     #[test]

@@ -105,7 +105,10 @@ impl Paths {
 #[derive(Clone)]
 pub struct VaultSettings {
     pub addr: String,
+    /// VAULT_CACERT and the certificates of VAULT_CAPATH, one bundle.
     pub ca_pem: Option<Vec<u8>>,
+    /// VAULT_CLIENT_CERT / VAULT_CLIENT_KEY (PEM), checked to match.
+    pub client_pem: Option<PemPair>,
     pub namespace: Option<String>,
     pub timeout: Duration,
     /// Issue 15 item 4: a renewed TTL under this (seconds) is a failure.
@@ -152,16 +155,29 @@ impl VaultSettings {
             Some(a) => validate_addr(a).map_err(|r| cerr("VAULT_ADDR", r))?,
             None => DEFAULT_VAULT_ADDR.to_string(),
         };
-        let ca_pem = match non_empty(&opts.cacert) {
-            Some(p) => {
-                let pem = std::fs::read(p)
-                    .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
-                homelab_core::http::parse_pem_certs(&pem)
-                    .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
-                Some(pem)
-            }
-            None => None,
-        };
+        check_tls_env(&|k| std::env::var_os(k))?;
+        let mut ca: Vec<u8> = Vec::new();
+        if let Some(p) = non_empty(&opts.cacert) {
+            let pem = std::fs::read(p)
+                .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
+            homelab_core::http::parse_pem_certs(&pem)
+                .map_err(|e| cerr("VAULT_CACERT", format!("{}: {e}", p.display())))?;
+            ca.extend_from_slice(&pem);
+            ca.push(b'\n');
+        }
+        if let Some(d) = non_empty(&opts.capath) {
+            ca.extend(read_capath(d)?);
+        }
+        let ca_pem = (!ca.is_empty()).then_some(ca);
+        let client_pem = client_pair(non_empty(&opts.client_cert), non_empty(&opts.client_key))?;
+        if let Some(n) = non_empty(&opts.tls_server_name) {
+            // Needs homelab_core::http's HttpConfig::tls_server_name (issue 14); refused
+            // rather than silently dropped until that lands here.
+            return Err(cerr(
+                "VAULT_TLS_SERVER_NAME",
+                format!("{n:?} is not supported by this build yet; unset it and put a VAULT_ADDR whose host matches the certificate"),
+            ));
+        }
         let namespace = non_empty(&opts.namespace).cloned();
         if let Some(ns) = &namespace {
             if ns.chars().any(|c| c.is_control()) {
@@ -194,11 +210,173 @@ impl VaultSettings {
         Ok(VaultSettings {
             addr,
             ca_pem,
+            client_pem,
             namespace,
             timeout,
             min_ttl,
         })
     }
+}
+
+/// Go `strconv.ParseBool` (what the bao CLI applies to `*_SKIP_VERIFY`).
+pub fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Issue 15 item 5: refuse, before any connection, what would weaken TLS or be silently
+/// ignored. `*_SKIP_VERIFY` true (either twin): a root-capable token never travels over
+/// unverified TLS. Unparseable: the bao CLI refuses it too ("could not parse",
+/// openbao/openbao v2.6.2 `api/client.go` `ReadEnvironment`). The in-memory `*_BYTES`
+/// variants are not supported, so they are refused instead of dropped.
+pub fn check_tls_env(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Result<(), ConfigError> {
+    for var in ["BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"] {
+        let Some(v) = env(var) else { continue };
+        let v = v.to_string_lossy().into_owned();
+        if v.is_empty() {
+            continue;
+        }
+        match go_parse_bool(&v) {
+            Some(false) => {}
+            Some(true) => {
+                return Err(cerr(
+                    var,
+                    format!("is {v:?}: refused, the token never travels over unverified TLS; unset it and trust the server with VAULT_CACERT or VAULT_CAPATH"),
+                ))
+            }
+            None => {
+                return Err(cerr(
+                    var,
+                    format!("{v:?} is not a boolean (Go ParseBool); unset it"),
+                ))
+            }
+        }
+    }
+    for p in ["BAO_", "VAULT_"] {
+        for s in ["CACERT_BYTES", "CLIENT_CERT_BYTES", "CLIENT_KEY_BYTES"] {
+            let var = format!("{p}{s}");
+            if env(&var).is_some_and(|v| !v.is_empty()) {
+                let file = s.trim_end_matches("_BYTES");
+                return Err(cerr(
+                    &var,
+                    format!("in-memory PEM is not supported; write it to a file and set {p}{file}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `VAULT_CAPATH`: every regular file under the directory (recursively, like Go's
+/// `filepath.Walk` in openbao/openbao v2.6.2 `api/rootcerts.go` `appendCAPath`); files that
+/// hold no certificate are skipped as there; an unreadable file is an error as there. A
+/// directory without any certificate is an error here (bao would fall back silently).
+pub fn read_capath(dir: &Path) -> Result<Vec<u8>, ConfigError> {
+    let err = |r: String| cerr("VAULT_CAPATH", format!("{}: {r}", dir.display()));
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| err(format!("{}: {e}", d.display())))?;
+        for e in rd {
+            let e = e.map_err(|e| err(e.to_string()))?;
+            let p = e.path();
+            let m = std::fs::metadata(&p).map_err(|e| err(format!("{}: {e}", p.display())))?;
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    let mut n = 0;
+    for f in files {
+        let pem = std::fs::read(&f).map_err(|e| err(format!("{}: {e}", f.display())))?;
+        if homelab_core::http::parse_pem_certs(&pem).is_ok() {
+            out.extend_from_slice(&pem);
+            out.push(b'\n');
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(err(
+            "no PEM certificate in any file; point VAULT_CAPATH at the CA directory".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// A PEM certificate chain and its private key.
+pub type PemPair = (Vec<u8>, Vec<u8>);
+
+/// `VAULT_CLIENT_CERT` + `VAULT_CLIENT_KEY`: both or neither (bao: "both client cert and
+/// client key must be provided"), readable PEM, and the key must belong to the certificate.
+pub fn client_pair(
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+) -> Result<Option<PemPair>, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(cerr(
+                "VAULT_CLIENT_KEY",
+                "unset but VAULT_CLIENT_CERT is set; give both or neither",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(cerr(
+                "VAULT_CLIENT_CERT",
+                "unset but VAULT_CLIENT_KEY is set; give both or neither",
+            ))
+        }
+        (Some(c), Some(k)) => (c, k),
+    };
+    let cpem = std::fs::read(cert)
+        .map_err(|e| cerr("VAULT_CLIENT_CERT", format!("{}: {e}", cert.display())))?;
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_slice_iter(&cpem)
+            .collect::<Result<_, _>>()
+            .ok()
+            .filter(|c: &Vec<_>| !c.is_empty())
+            .ok_or_else(|| {
+                cerr(
+                    "VAULT_CLIENT_CERT",
+                    format!("{}: no PEM certificate", cert.display()),
+                )
+            })?;
+    // The key file is secret: its errors name the file, never its content.
+    let kpem = std::fs::read(key)
+        .map_err(|e| cerr("VAULT_CLIENT_KEY", format!("{}: {e}", key.display())))?;
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(&kpem).map_err(|_| {
+        cerr(
+            "VAULT_CLIENT_KEY",
+            format!("{}: no PEM private key", key.display()),
+        )
+    })?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|_| {
+        cerr(
+            "VAULT_CLIENT_KEY",
+            format!("{}: unsupported private key type", key.display()),
+        )
+    })?;
+    rustls::sign::CertifiedKey::new(chain, signer)
+        .keys_match()
+        .map_err(|_| {
+            cerr(
+                "VAULT_CLIENT_KEY",
+                format!(
+                    "{} does not match the certificate in {}; give the key of that certificate",
+                    key.display(),
+                    cert.display()
+                ),
+            )
+        })?;
+    Ok(Some((cpem, kpem)))
 }
 
 #[derive(serde::Deserialize)]

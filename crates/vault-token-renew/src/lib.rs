@@ -140,7 +140,8 @@ pub fn prepare(opts: &Opts, paths: &Paths) -> Result<Prepared, String> {
 }
 
 fn client(p: &Prepared) -> Result<HttpVault, String> {
-    HttpVault::new(&p.vault).map_err(|e| format!("FAIL: config VAULT_CACERT: {e}"))
+    HttpVault::new(&p.vault)
+        .map_err(|e| format!("FAIL: config TLS (VAULT_CACERT/VAULT_CAPATH/VAULT_CLIENT_CERT): {e}"))
 }
 
 /// Look a token up and parse the answer; a 2xx without `data` is an error at this step.

@@ -91,6 +91,7 @@ impl HttpVault {
             connect_timeout: Duration::from_secs(10).min(s.timeout),
             total_timeout: s.timeout,
             ca_pem: s.ca_pem.clone(),
+            client_cert_pem: s.client_pem.clone(),
             redirects: Redirects::Never,
             user_agent: concat!("vault-token-renew/", env!("CARGO_PKG_VERSION")).to_string(),
             ..HttpConfig::default()

@@ -51,6 +51,8 @@ pub struct Env {
     pub user: String,
     /// Extra environment for the child.
     pub env: Vec<(String, String)>,
+    /// Pass `--vault-addr` (false: the address comes from the environment only).
+    pub addr_flag: bool,
     secrets: Mutex<Vec<String>>,
 }
 
@@ -63,6 +65,7 @@ impl Env {
             addr: addr.to_string(),
             user: "wizard".to_string(),
             env: Vec::new(),
+            addr_flag: true,
             secrets: Mutex::new(Vec::new()),
         }
     }
@@ -139,8 +142,11 @@ impl Env {
             .arg(self.state())
             .arg("--config")
             .arg(self.config_file())
-            .args(["--vault-addr", &self.addr, "--user", &self.user])
+            .args(["--user", &self.user])
             .args(args);
+        if self.addr_flag {
+            cmd.args(["--vault-addr", &self.addr]);
+        }
         for v in [
             "VAULT_ADDR",
             "VAULT_TOKEN",
@@ -148,6 +154,18 @@ impl Env {
             "BAO_ADDR",
             "VAULT_CACERT",
             "VAULT_NAMESPACE",
+            "VAULT_CAPATH",
+            "VAULT_CLIENT_CERT",
+            "VAULT_CLIENT_KEY",
+            "VAULT_TLS_SERVER_NAME",
+            "VAULT_SKIP_VERIFY",
+            "BAO_CACERT",
+            "BAO_CAPATH",
+            "BAO_CLIENT_CERT",
+            "BAO_CLIENT_KEY",
+            "BAO_TLS_SERVER_NAME",
+            "BAO_SKIP_VERIFY",
+            "BAO_NAMESPACE",
             "VTR_CONFIG",
             "VTR_USER",
             "VTR_JSON",

