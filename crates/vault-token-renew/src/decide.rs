@@ -202,6 +202,55 @@ pub fn create_permitted(caps: &[String]) -> bool {
     has("root") || (has("sudo") && (has("create") || has("update")))
 }
 
+/// What to do with a 3xx answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// Follow; `cross` when it leaves the current origin.
+    Follow {
+        cross: bool,
+    },
+    Refuse(String),
+}
+
+/// Redirect rule (issue 15 item 6, supersedes spec §3.3's same-origin-only rule). Same
+/// origin: 307/308 as before. Another origin: only the HA standby case the CLI handles — a
+/// 307 (an OpenBao standby forwards clients with 307, `http/handler.go`
+/// `respondStandby`), followed once (openbao/openbao v2.6.2 `api/client.go` `rawRequest`
+/// allows a single redirect) and only to https, where the same client — same CA, same
+/// client certificate — must verify the active node. Anything else is refused: the token
+/// never travels to a host by a redirect the CLI would not follow, nor over plain http.
+pub fn redirect(
+    status: u16,
+    here: Option<&str>,
+    target: &homelab_core::http::UrlParts,
+    cross_hops: u32,
+) -> Redirect {
+    if here == Some(target.origin().as_str()) {
+        return if matches!(status, 307 | 308) {
+            Redirect::Follow { cross: false }
+        } else {
+            Redirect::Refuse("redirect refused (only 307/308 are followed)".to_string())
+        };
+    }
+    if target.scheme != "https" {
+        return Redirect::Refuse(
+            "redirect to another host refused (plain http: the token only travels over verified TLS)".into(),
+        );
+    }
+    if status != 307 {
+        return Redirect::Refuse(
+            "redirect to another host refused (the token is only sent to VAULT_ADDR or, once, to the active node a standby's 307 names)".into(),
+        );
+    }
+    if cross_hops > 0 {
+        return Redirect::Refuse(
+            "redirect to another host refused (only one redirect to another host is followed)"
+                .into(),
+        );
+    }
+    Redirect::Follow { cross: true }
+}
+
 /// Issue 15 item 4: a renewal counts only when the server's answer says the token now lives
 /// at least `min_ttl` seconds; an unknown TTL is doubt, and doubt is not success.
 pub fn extended(ttl: Option<i64>, min_ttl: i64) -> bool {
@@ -350,6 +399,44 @@ pub fn human_secs(s: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use homelab_core::http::UrlParts;
+
+    #[test]
+    fn redirect_rule() {
+        let u = |s: &str| UrlParts::parse(s).unwrap();
+        let here = Some("https://standby:8200");
+        assert_eq!(
+            redirect(307, here, &u("https://standby:8200/x"), 0),
+            Redirect::Follow { cross: false }
+        );
+        assert_eq!(
+            redirect(308, here, &u("https://standby:8200/x"), 1),
+            Redirect::Follow { cross: false }
+        );
+        assert!(matches!(
+            redirect(302, here, &u("https://standby:8200/x"), 0),
+            Redirect::Refuse(_)
+        ));
+        assert_eq!(
+            redirect(307, here, &u("https://active:8200/x"), 0),
+            Redirect::Follow { cross: true }
+        );
+        assert!(
+            matches!(redirect(307, here, &u("https://active:8200/x"), 1), Redirect::Refuse(w) if w.contains("only one"))
+        );
+        assert!(
+            matches!(redirect(307, here, &u("http://active:8200/x"), 0), Redirect::Refuse(w) if w.contains("plain http"))
+        );
+        assert!(matches!(
+            redirect(308, here, &u("https://active:8200/x"), 0),
+            Redirect::Refuse(_)
+        ));
+        assert!(matches!(
+            redirect(301, here, &u("https://active:8200/x"), 0),
+            Redirect::Refuse(_)
+        ));
+    }
+
     use super::*;
     use serde_json::json;
 

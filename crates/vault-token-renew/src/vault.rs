@@ -2,12 +2,14 @@
 //! Vault, so the client lives here (§8.8).
 //!
 //! Guarantees: the token travels only in `X-Vault-Token` and only to the configured origin
-//! (307/308 followed at most 3 times and only on the same scheme+host+port, §3.3); reads and
+//! (307/308 followed at most 3 times on the same scheme+host+port, §3.3) or, once, to the
+//! active node an HA standby's 307 names over verified TLS (issue 15 item 6); reads and
 //! renew-self are retried twice on transport errors and 5xx except 501, token creation never
 //! (§3.4); every error is one line `<METHOD> <path>: …` of at most 500 chars without the token
 //! (§4.3).
 
 use crate::config::VaultSettings;
+use crate::decide;
 use homelab_core::http::{scrub, Client, HttpConfig, HttpErrorKind, Redirects, UrlParts};
 use homelab_core::Secret;
 use serde_json::{json, Value};
@@ -136,10 +138,9 @@ impl HttpVault {
         if let Some(ns) = &self.namespace {
             headers.push(("X-Vault-Namespace", ns.as_str()));
         }
-        let origin_url = format!("{}{path}{query}", self.addr);
-        let origin = UrlParts::parse(&origin_url).map(|p| p.origin());
-        let mut url = origin_url.clone();
+        let mut url = format!("{}{path}{query}", self.addr);
         let mut hops = 0;
+        let mut cross_hops = 0u32;
         loop {
             let resp = match self
                 .client
@@ -151,7 +152,7 @@ impl HttpVault {
                     return Err(err(None, e.reason(), transport));
                 }
             };
-            if matches!(resp.status, 307 | 308) {
+            if (300..400).contains(&resp.status) && resp.status != 304 {
                 let loc = resp.header("location").unwrap_or("").to_string();
                 let next = if loc.contains("://") {
                     loc.clone()
@@ -162,16 +163,27 @@ impl HttpVault {
                 } else {
                     String::new()
                 };
-                let same = UrlParts::parse(&next).map(|p| p.origin()) == origin && origin.is_some();
-                if !same {
-                    return Err(err(
+                let target = UrlParts::parse(&next);
+                let here = UrlParts::parse(&url).map(|p| p.origin());
+                let refuse = |why: String| {
+                    err(
                         Some(resp.status),
-                        format!(
-                            "HTTP {} redirect to another host refused (the token is only sent to VAULT_ADDR)",
-                            resp.status
-                        ),
+                        format!("HTTP {} {why}", resp.status),
                         false,
-                    ));
+                    )
+                };
+                let Some(target) = target else {
+                    return Err(refuse(if loc.is_empty() {
+                        "without Location refused".into()
+                    } else {
+                        "redirect to an unusable Location refused".into()
+                    }));
+                };
+                match decide::redirect(resp.status, here.as_deref(), &target, cross_hops) {
+                    decide::Redirect::Follow { cross } => {
+                        cross_hops += u32::from(cross);
+                    }
+                    decide::Redirect::Refuse(why) => return Err(refuse(why)),
                 }
                 hops += 1;
                 if hops > MAX_REDIRECTS {

