@@ -217,6 +217,18 @@ pub struct Opts {
     )]
     pub min_ttl: Option<String>,
 
+    /// Time budget of the heal's full accessor scan (after the accessors this tool minted,
+    /// which are revoked first); at the budget the scan stops with a warning naming how
+    /// many accessors were left. Vault duration or seconds, at most 1h. [default: 120s]
+    #[arg(
+        long,
+        env = "VTR_SWEEP_BUDGET",
+        global = true,
+        value_name = "DURATION",
+        hide_env_values = true
+    )]
+    pub sweep_budget: Option<String>,
+
     /// Print one JSON document on stdout (run: summary; status: the report).
     #[arg(long, env = "VTR_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false, hide_env_values = true)]
     pub json: bool,
@@ -305,6 +317,7 @@ mod tests {
             "VTR_USER",
             "VTR_HTTP_TIMEOUT",
             "VTR_MIN_TTL",
+            "VTR_SWEEP_BUDGET",
             "VTR_JSON",
             "Exit codes:",
             "https://vault.viktorbarzin.me",

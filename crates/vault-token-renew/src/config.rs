@@ -113,7 +113,13 @@ pub struct VaultSettings {
     pub timeout: Duration,
     /// Issue 15 item 4: a renewed TTL under this (seconds) is a failure.
     pub min_ttl: i64,
+    /// Issue 15 item 7: time budget of the full accessor scan.
+    pub sweep_budget: Duration,
 }
+
+/// `VTR_SWEEP_BUDGET` default: well inside the unit's TimeoutStartSec=10min, even with one
+/// slow request (30 s, two retries) running over the budget.
+pub const DEFAULT_SWEEP_BUDGET: i64 = 120;
 
 /// `VTR_MIN_TTL` default: 7 days (the `status` WARNING threshold of spec §8.1).
 pub const DEFAULT_MIN_TTL: i64 = 7 * 86_400;
@@ -207,10 +213,21 @@ impl VaultSettings {
             })?,
             None => DEFAULT_MIN_TTL,
         };
+        let sweep_budget = match non_empty(&opts.sweep_budget) {
+            Some(t) => parse_duration(t).filter(|s| *s >= 0 && *s <= 3600).ok_or_else(|| {
+                cerr(
+                    "VTR_SWEEP_BUDGET",
+                    format!("{t:?} is not a duration of at most 1h (e.g. 120s, 2m); fix or unset it"),
+                )
+            })?,
+            None => DEFAULT_SWEEP_BUDGET,
+        };
+        let sweep_budget = Duration::from_secs(sweep_budget as u64);
         Ok(VaultSettings {
             addr,
             ca_pem,
             client_pem,
+            sweep_budget,
             namespace,
             timeout,
             min_ttl,

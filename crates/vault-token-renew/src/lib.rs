@@ -7,6 +7,7 @@ pub mod decide;
 pub mod metrics;
 pub mod quote;
 pub mod report;
+pub mod state;
 pub mod status;
 pub mod tokenfile;
 pub mod vault;
@@ -167,14 +168,23 @@ fn renew(opts: &Opts, paths: &Paths, rep: &mut Reporter) -> Outcome {
             return Outcome::fail(RunResult::Fail, text);
         }
     };
-    renew_with(
-        &api,
-        &p.scope,
-        &p.token,
-        &paths.token_file,
-        p.vault.min_ttl,
-        rep,
-    )
+    let ctx = RunCtx {
+        token_file: &paths.token_file,
+        state_file: &paths.state_file,
+        min_ttl: p.vault.min_ttl,
+        sweep_budget: p.vault.sweep_budget,
+    };
+    renew_with(&api, &p.scope, &p.token, &ctx, rep)
+}
+
+/// What a run needs besides the API, the scope and the token.
+pub struct RunCtx<'a> {
+    pub token_file: &'a std::path::Path,
+    pub state_file: &'a std::path::Path,
+    /// Issue 15 item 4.
+    pub min_ttl: i64,
+    /// Issue 15 item 7: the full accessor scan stops after this.
+    pub sweep_budget: std::time::Duration,
 }
 
 /// Steps 5–8 against any [`TokenApi`].
@@ -182,10 +192,10 @@ pub fn renew_with(
     api: &dyn TokenApi,
     scope: &Scope,
     token: &Secret,
-    token_file: &std::path::Path,
-    min_ttl: i64,
+    ctx: &RunCtx,
     rep: &mut Reporter,
 ) -> Outcome {
+    let min_ttl = ctx.min_ttl;
     let fail = |rep: &mut Reporter, result, text: String| {
         rep.line(&text);
         Outcome::fail(result, text)
@@ -195,7 +205,7 @@ pub fn renew_with(
         Err(e) => return fail(rep, RunResult::Fail, report::lookup_failed(&e.text)),
     };
     if !is_ours(scope, &info) {
-        return heal(api, scope, token, &info, token_file, rep);
+        return heal(api, scope, token, &info, ctx, rep);
     }
     if info.renewable == Some(false) {
         let mut o = fail(
@@ -297,9 +307,10 @@ fn heal(
     scope: &Scope,
     foreign: &Secret,
     finfo: &TokenInfo,
-    token_file: &std::path::Path,
+    ctx: &RunCtx,
     rep: &mut Reporter,
 ) -> Outcome {
+    let token_file = ctx.token_file;
     let dn = finfo.display_name.clone();
     let out = |rep: &mut Reporter, result, text: String| {
         rep.line(&text);
@@ -361,8 +372,37 @@ fn heal(
             report::write_failed(&e.to_string(), &suffix),
         );
     }
+    // Remember the new accessor at once: a crash mid-sweep must not forget it (item 7).
+    let (mut st, warn) = state::load(ctx.state_file);
+    if let Some(w) = warn {
+        eprintln!("{w}");
+    }
+    let previous = st.minted.clone();
+    if state::valid_accessor(&ninfo.accessor) && !st.minted.contains(&ninfo.accessor) {
+        st.minted.push(ninfo.accessor.clone());
+    }
+    if let Some(w) = state::save(ctx.state_file, &st) {
+        eprintln!("{w}");
+    }
     // 5.5 sweep with the new token's authority.
-    let sweep = sweep(api, &new, &scope.expected_display_name, &ninfo.accessor);
+    let (sweep, remember) = sweep(
+        api,
+        &new,
+        &scope.expected_display_name,
+        &ninfo.accessor,
+        &previous,
+        ctx.sweep_budget,
+    );
+    st.minted = remember;
+    if let Some(w) = state::save(ctx.state_file, &st) {
+        eprintln!("{w}");
+    }
+    if let Sweep::Budget { left, total, .. } = sweep {
+        eprintln!(
+            "WARNING: accessor sweep stopped at its time budget ({}s, VTR_SWEEP_BUDGET) with {left} of {total} accessors unchecked; the next heal scans again",
+            ctx.sweep_budget.as_secs()
+        );
+    }
     rep.line(&report::healed(&dn, sweep));
     Outcome {
         result: RunResult::Healed,
@@ -374,26 +414,82 @@ fn heal(
     }
 }
 
-/// §5.5: revoke older tokens carrying this user's periodic name; fail-safe.
-pub fn sweep(api: &dyn TokenApi, new: &Secret, expected_dn: &str, keep: &str) -> Sweep {
-    if keep.is_empty() {
-        return Sweep::Skipped;
+/// Look up one accessor and revoke it when it is a stale copy of our periodic token.
+/// `Err(true)` = the accessor no longer exists (HTTP 400 "invalid accessor").
+fn revoke_if_stale(
+    api: &dyn TokenApi,
+    new: &Secret,
+    expected_dn: &str,
+    keep: &str,
+    key: &str,
+) -> Result<bool, bool> {
+    let v = api
+        .lookup_accessor(new, key)
+        .map_err(|e| e.status == Some(400))?;
+    let info = parse_lookup(&v).map_err(|_| false)?;
+    if !decide::is_stale(expected_dn, keep, &info) {
+        return Ok(false);
     }
-    let Ok(keys) = api.list_accessors(new) else {
-        return Sweep::Skipped;
-    };
+    api.revoke_accessor(new, key)
+        .map(|_| true)
+        .map_err(|_| false)
+}
+
+/// §5.5 plus issue 15 item 7: revoke older tokens carrying this user's periodic name,
+/// fail-safe; first the accessors this tool minted (no LIST needed), then the full scan,
+/// which stops at `budget`. Returns the sweep and the minted accessors to remember (the
+/// kept one plus those that could not be settled).
+pub fn sweep(
+    api: &dyn TokenApi,
+    new: &Secret,
+    expected_dn: &str,
+    keep: &str,
+    minted: &[String],
+    budget: std::time::Duration,
+) -> (Sweep, Vec<String>) {
+    if keep.is_empty() {
+        return (Sweep::Skipped, minted.to_vec());
+    }
+    let start = std::time::Instant::now();
+    let mut remember: Vec<String> = Vec::new();
     let mut revoked = 0;
-    for key in keys.iter().filter(|k| k.as_str() != keep) {
-        let Ok(info) = api.lookup_accessor(new, key).and_then(|v| {
-            parse_lookup(&v).map_err(|w| vault::shape_error("POST", vault::LOOKUP_ACCESSOR, &w))
-        }) else {
-            continue;
+    let mut seen = std::collections::HashSet::new();
+    for a in minted.iter().filter(|a| a.as_str() != keep) {
+        seen.insert(a.as_str());
+        match revoke_if_stale(api, new, expected_dn, keep, a) {
+            Ok(true) => revoked += 1,
+            // Not ours any more, or gone: forget it.
+            Ok(false) | Err(true) => {}
+            Err(false) => remember.push(a.clone()),
+        }
+    }
+    remember.push(keep.to_string());
+    let Ok(keys) = api.list_accessors(new) else {
+        let s = if revoked > 0 {
+            Sweep::ListDenied(revoked)
+        } else {
+            Sweep::Skipped
         };
-        if decide::is_stale(expected_dn, keep, &info) && api.revoke_accessor(new, key).is_ok() {
+        return (s, remember);
+    };
+    let todo: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.as_str() != keep && !seen.contains(k.as_str()))
+        .collect();
+    for (i, key) in todo.iter().enumerate() {
+        if start.elapsed() >= budget {
+            let s = Sweep::Budget {
+                revoked,
+                left: (todo.len() - i) as u64,
+                total: todo.len() as u64,
+            };
+            return (s, remember);
+        }
+        if let Ok(true) = revoke_if_stale(api, new, expected_dn, keep, key) {
             revoked += 1;
         }
     }
-    Sweep::Revoked(revoked)
+    (Sweep::Revoked(revoked), remember)
 }
 
 /// §8.2: decide and report only; nothing is written, renewed, minted or revoked.
@@ -563,7 +659,9 @@ mod props {
             let log = dir.path().join("log");
             for answer in [doc.clone(), json!({"auth": auth.clone()}), json!({"auth": {"lease_duration": auth}})] {
                 let mut rep = Reporter::new(&log);
-                let o = renew_with(&fake(answer.clone(), vec![], vec![]), &scope(), &Secret::new("s.tok".to_string()), &dir.path().join("t"), 1, &mut rep);
+                let (t, st) = (dir.path().join("t"), dir.path().join("st"));
+                let ctx = RunCtx { token_file: &t, state_file: &st, min_ttl: 1, sweep_budget: std::time::Duration::from_secs(60) };
+                let o = renew_with(&fake(answer.clone(), vec![], vec![]), &scope(), &Secret::new("s.tok".to_string()), &ctx, &mut rep);
                 if answer.get("auth").is_some_and(Value::is_object) {
                     // Issue 15 item 4: OK only when a TTL ≥ VTR_MIN_TTL (here 1 s) is known.
                     let want = if answer["auth"]["lease_duration"].as_i64().is_some_and(|t| t >= 1) { RunResult::Ok } else { RunResult::Fail };
@@ -589,7 +687,8 @@ mod props {
         ) {
             let accessors: Vec<String> = (0..answers.len()).map(|i| format!("k{i}")).chain(["keep".to_string()]).collect();
             let f = fake(Value::Null, accessors, answers.clone());
-            let s = sweep(&f, &Secret::new("s.new".to_string()), "token-devvm-u", "keep");
+            let (s, remember) = sweep(&f, &Secret::new("s.new".to_string()), "token-devvm-u", "keep", &[], std::time::Duration::from_secs(60));
+            prop_assert_eq!(remember, vec!["keep".to_string()]);
             let revoked = f.revoked.borrow();
             prop_assert!(!revoked.iter().any(|a| a == "keep"));
             let want: Vec<String> = answers.iter().enumerate().filter(|(_, a)| {

@@ -54,12 +54,6 @@ pub fn gauges(o: &Outcome, now: i64, last_success: Option<i64>) -> Vec<Gauge> {
     g
 }
 
-fn read_last_success(state: &Path) -> Option<i64> {
-    let text = std::fs::read(state).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
-    v["last_success"].as_i64()
-}
-
 /// Write/push the metrics when enabled; returns warnings to print.
 pub fn publish(
     o: &Outcome,
@@ -73,17 +67,13 @@ pub fn publish(
     if textfile.is_none() && pushgateway_url.is_none() {
         return warnings;
     }
-    let mut last = read_last_success(state_file);
+    // Read-modify-write: the minted accessors (issue 15 item 7) live in the same file.
+    let (mut st, _) = crate::state::load(state_file);
     if o.result.success() {
-        last = Some(now);
-        let doc = serde_json::json!({ "last_success": now });
-        if let Err(e) = homelab_core::fsx::atomic_write(state_file, doc.to_string().as_bytes()) {
-            warnings.push(format!(
-                "WARNING: metrics state {}: {e}",
-                state_file.display()
-            ));
-        }
+        st.last_success = Some(now);
+        warnings.extend(crate::state::save(state_file, &st));
     }
+    let last = st.last_success;
     let body = pushgateway::render(&gauges(o, now, last));
     if let Some(p) = textfile {
         if let Err(e) = homelab_core::fsx::atomic_write_mode(p, body.as_bytes(), 0o644) {

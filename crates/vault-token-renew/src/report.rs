@@ -9,11 +9,20 @@ use std::path::{Path, PathBuf};
 /// syslog identifier of the original script (kept for journal/Loki rules).
 pub const IDENT: &str = "vault-token-renew";
 
-/// Sweep result text (§5.5).
+/// Sweep result text (§5.5; issue 15 item 7 adds the list-denied-but-minted-revoked and the
+/// time-budget forms, both keeping the `revoked <N> stale periodic token(s)` start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sweep {
     Skipped,
     Revoked(u64),
+    /// The LIST was denied, but remembered minted accessors were revoked.
+    ListDenied(u64),
+    /// The full scan stopped at its time budget with `left` of `total` keys unchecked.
+    Budget {
+        revoked: u64,
+        left: u64,
+        total: u64,
+    },
 }
 
 impl Sweep {
@@ -21,12 +30,23 @@ impl Sweep {
         match self {
             Sweep::Skipped => "accessor sweep skipped (list denied)".to_string(),
             Sweep::Revoked(n) => format!("revoked {n} stale periodic token(s)"),
+            Sweep::ListDenied(n) => {
+                format!("revoked {n} stale periodic token(s); accessor list denied")
+            }
+            Sweep::Budget {
+                revoked,
+                left,
+                total,
+            } => format!(
+                "revoked {revoked} stale periodic token(s); sweep stopped at its time budget with {left} of {total} accessors unchecked"
+            ),
         }
     }
     pub fn count(self) -> u64 {
         match self {
             Sweep::Skipped => 0,
-            Sweep::Revoked(n) => n,
+            Sweep::Revoked(n) | Sweep::ListDenied(n) => n,
+            Sweep::Budget { revoked, .. } => revoked,
         }
     }
 }

@@ -396,3 +396,108 @@ fn standby_307_is_followed_once_to_a_verified_active_node() {
     refused(&env, "HTTP 307 without Location refused");
     // The one-cross-host-hop limit is covered by the unit test of decide::redirect.
 }
+
+fn admin_clobber(bao: &testkit::OpenBao, env: &Env) -> String {
+    let (admin, _) = token(
+        bao,
+        json!({"policies": ["vault-admin", "sops-admin"], "display_name": "oidc-vbarzin", "ttl": "168h"}),
+    );
+    env.write_token(&admin);
+    admin
+}
+
+fn state_doc(env: &Env) -> serde_json::Value {
+    let p = env.state().join("vault-token-renew.state.json");
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}
+
+/// Item 7: the accessors this tool minted are remembered in the state file and revoked
+/// first, so even a scan stopped at once by its time budget removes the previous periodic
+/// token; the stop is a WARN naming how many accessors were left.
+#[test]
+fn minted_accessors_are_remembered_and_revoked_before_the_bounded_scan() {
+    let bao = openbao();
+    let mut env = Env::new(&bao.addr());
+    env.secret(bao.root_token());
+    // Some unrelated tokens so the scan has work.
+    for i in 0..5 {
+        token(
+            &bao,
+            json!({"policies": ["ci"], "display_name": format!("ci-{i}")}),
+        );
+    }
+    admin_clobber(&bao, &env);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let first = String::from_utf8(env.read_token_bytes()).unwrap();
+    env.secret(&first);
+    let acc1 = bao.lookup(&first).1["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state_doc(&env)["minted_accessors"], json!([acc1]));
+    // The next clobber, with a zero scan budget: the remembered accessor is revoked anyway.
+    admin_clobber(&bao, &env);
+    env.setenv("VTR_SWEEP_BUDGET", "0");
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let line = out.last();
+    assert!(
+        line.starts_with("HEALED: re-minted periodic token from foreign dn=token-oidc-vbarzin (revoked 1 stale periodic token(s); sweep stopped at its time budget with ")
+            && line.ends_with(" accessors unchecked)"),
+        "{line}"
+    );
+    assert!(
+        out.stderr.contains(
+            "WARNING: accessor sweep stopped at its time budget (0s, VTR_SWEEP_BUDGET) with "
+        ),
+        "{out:#?}"
+    );
+    assert!(
+        !alive(&bao, &first),
+        "the remembered periodic token survived"
+    );
+    let second = String::from_utf8(env.read_token_bytes()).unwrap();
+    env.secret(&second);
+    let acc2 = bao.lookup(&second).1["data"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state_doc(&env)["minted_accessors"], json!([acc2]));
+}
+
+/// Bad input: a garbage minted-accessor list is a WARN and the bounded full scan still
+/// finds and revokes the stale periodic token.
+#[test]
+fn garbage_minted_list_warns_and_falls_back_to_the_scan() {
+    let bao = openbao();
+    let env = Env::new(&bao.addr());
+    env.secret(bao.root_token());
+    let (old, _) = periodic_wizard(&bao);
+    env.secret(&old);
+    std::fs::create_dir_all(env.state()).unwrap();
+    let p = env.state().join("vault-token-renew.state.json");
+    std::fs::write(
+        &p,
+        r#"{"last_success": 1, "minted_accessors": ["ok", "not an accessor!", 7]}"#,
+    )
+    .unwrap();
+    admin_clobber(&bao, &env);
+    let out = env.run(&[]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "WARNING: state file {}: minted_accessors is not a list of accessors; ignoring it",
+            p.display()
+        )),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out.last(),
+        "HEALED: re-minted periodic token from foreign dn=token-oidc-vbarzin (revoked 1 stale periodic token(s))"
+    );
+    assert!(!alive(&bao, &old));
+    let doc = state_doc(&env);
+    assert_eq!(doc["last_success"], 1, "other state kept");
+    assert_eq!(doc["minted_accessors"].as_array().unwrap().len(), 1);
+}
