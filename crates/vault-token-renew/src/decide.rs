@@ -257,9 +257,106 @@ pub fn extended(ttl: Option<i64>, min_ttl: i64) -> bool {
     ttl.is_some_and(|t| t >= min_ttl)
 }
 
-/// Dry-run: does a capability list allow listing accessors?
+/// Dry-run: does a capability list allow listing accessors? `auth/token/accessors` is a
+/// root path (openbao/openbao v2.6.2 `vault/token_store.go` `Root: "accessors*"`), so LIST
+/// needs `sudo` as well as `list` (issue 15).
 pub fn list_permitted(caps: &[String]) -> bool {
-    caps.iter().any(|x| x == "root" || x == "list")
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    !has("deny") && (has("root") || (has("list") && has("sudo")))
+}
+
+/// `path "<pattern>" { capabilities = [...] }` rules of an HCL ACL policy (the subset the
+/// dry-run needs; other stanzas are ignored).
+pub fn policy_rules(hcl: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = hcl;
+    while let Some(i) = rest.find("path") {
+        rest = &rest[i + 4..];
+        let t = rest.trim_start();
+        let Some(t) = t.strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = t.find('"') else { break };
+        let pattern = t[..end].to_string();
+        let after = &t[end + 1..];
+        let Some(open) = after.find('{') else { break };
+        let Some(close) = after[open..].find('}') else {
+            break;
+        };
+        let body = &after[open + 1..open + close];
+        rest = &after[open + close..];
+        let caps = body
+            .find("capabilities")
+            .and_then(|c| {
+                let b = &body[c..];
+                let (l, r) = (b.find('[')?, b.find(']')?);
+                (l < r).then(|| {
+                    b[l + 1..r]
+                        .split(',')
+                        .map(|x| x.trim().trim_matches('"').to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .unwrap_or_default();
+        out.push((pattern, caps));
+    }
+    out
+}
+
+fn segments_match(pattern: &str, path: &str) -> bool {
+    let (p, glob) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern, false),
+    };
+    let ps: Vec<&str> = p.split('/').collect();
+    let xs: Vec<&str> = path.split('/').collect();
+    if glob {
+        if xs.len() < ps.len() {
+            return false;
+        }
+        let last = ps.len() - 1;
+        ps.iter()
+            .zip(&xs)
+            .enumerate()
+            .all(|(i, (a, b))| *a == "+" || if i == last { b.starts_with(a) } else { a == b })
+    } else {
+        ps.len() == xs.len() && ps.iter().zip(&xs).all(|(a, b)| *a == "+" || a == b)
+    }
+}
+
+/// The capabilities the union of `rules` grants a LIST on `path`, following Vault's ACL
+/// order (openbao/openbao v2.6.2 `vault/policy/acl.go` `AllowOperation`): an exact rule
+/// (for LIST also without the trailing `/`), else the most specific glob / segment-wildcard
+/// rule. Capabilities of rules with the same pattern are merged across policies.
+pub fn list_caps(rules: &[(String, Vec<String>)], path: &str) -> Vec<String> {
+    let mut merged: Vec<(String, Vec<String>)> = Vec::new();
+    for (p, c) in rules {
+        match merged.iter_mut().find(|(q, _)| q == p) {
+            Some((_, cs)) => cs.extend(c.iter().cloned()),
+            None => merged.push((p.clone(), c.clone())),
+        }
+    }
+    let trimmed = path.trim_end_matches('/');
+    if let Some((_, c)) = merged.iter().find(|(p, _)| p == path || p == trimmed) {
+        return c.clone();
+    }
+    // Vault's priority among non-exact matches (documented ACL rules): the later the first
+    // wildcard the better, then not ending in `*`, then fewer `+`, then longer.
+    merged
+        .iter()
+        .filter(|(p, _)| p.contains('+') || p.ends_with('*'))
+        .filter(|(p, _)| segments_match(p, path) || segments_match(p, trimmed))
+        .max_by_key(|(p, _)| {
+            (
+                p.find(['+', '*']).unwrap_or(p.len()),
+                !p.ends_with('*'),
+                std::cmp::Reverse(p.matches('+').count()),
+                p.len(),
+            )
+        })
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
 }
 
 /// Parse a Vault duration (`768h`, `32d`, `1h30m`, `3600`) into seconds.
@@ -779,8 +876,43 @@ mod tests {
         assert!(create_permitted(&v(&["update", "sudo"])));
         assert!(!create_permitted(&v(&["create", "update"])));
         assert!(!create_permitted(&v(&["sudo"])));
-        assert!(list_permitted(&v(&["list"])));
+        assert!(
+            !list_permitted(&v(&["list"])),
+            "LIST on accessors needs sudo"
+        );
+        assert!(list_permitted(&v(&["list", "sudo"])));
+        assert!(list_permitted(&v(&["root"])));
         assert!(!list_permitted(&v(&["deny"])));
+        assert!(!list_permitted(&v(&["list", "sudo", "deny"])));
+        let rules = policy_rules(
+            r#"
+            # admin
+            path "*" { capabilities = ["read", "list"] }
+            path "auth/token/accessors" {
+              capabilities = ["list", "sudo"]
+            }
+            path "secret/+/x" { capabilities = ["deny"] }
+        "#,
+        );
+        assert_eq!(rules.len(), 3);
+        assert_eq!(
+            list_caps(&rules, "auth/token/accessors/"),
+            v(&["list", "sudo"])
+        );
+        assert_eq!(
+            list_caps(&rules[..1], "auth/token/accessors/"),
+            v(&["read", "list"])
+        );
+        assert_eq!(list_caps(&rules, "secret/a/x"), v(&["deny"]));
+        assert!(list_caps(&rules[2..], "auth/token/accessors/").is_empty());
+        let glob = policy_rules(
+            r#"path "auth/token/*" { capabilities = ["sudo"] } path "auth/*" { capabilities = ["list"] }"#,
+        );
+        assert_eq!(
+            list_caps(&glob, "auth/token/accessors/"),
+            v(&["sudo"]),
+            "longest prefix wins"
+        );
     }
 
     #[test]

@@ -492,6 +492,38 @@ pub fn sweep(
     (Sweep::Revoked(revoked), remember)
 }
 
+/// Would the token a heal mints be allowed to LIST accessors? Evaluates the mint policies
+/// (and `default`) read with the foreign token; `Err` when a policy cannot be read.
+fn minted_list_permitted(
+    api: &dyn TokenApi,
+    foreign: &Secret,
+    scope: &Scope,
+) -> Result<bool, String> {
+    let mut rules = Vec::new();
+    let mut names: Vec<&str> = scope.mint_policies.iter().map(String::as_str).collect();
+    if !names.contains(&"default") {
+        names.push("default");
+    }
+    for n in names {
+        if n == "root" {
+            return Ok(true);
+        }
+        let v = api
+            .read_policy(foreign, n)
+            .map_err(|e| format!("policy {n} not readable with this token: {}", e.text))?;
+        let hcl = v["data"]["policy"]
+            .as_str()
+            .or_else(|| v["policy"].as_str())
+            .or_else(|| v["data"]["rules"].as_str())
+            .unwrap_or("");
+        rules.extend(decide::policy_rules(hcl));
+    }
+    Ok(decide::list_permitted(&decide::list_caps(
+        &rules,
+        "auth/token/accessors/",
+    )))
+}
+
 /// §8.2: decide and report only; nothing is written, renewed, minted or revoked.
 fn dry_run_cmd(opts: &Opts, paths: &Paths) -> i32 {
     let mut doc = json!({"dry_run": true, "result": "would_fail", "dn": null, "ttl": null,
@@ -555,16 +587,25 @@ fn dry_run_inner(opts: &Opts, paths: &Paths, doc: &mut Value) -> (i32, String) {
     };
     let create_caps = list(paths_q[0]);
     let create = decide::create_permitted(&create_caps);
-    let listing = decide::list_permitted(&list(paths_q[1]));
+    // The sweep runs with the minted token, whose policies are the mint list plus
+    // `default`: judge those, read with the foreign token (issue 15).
+    let listing = minted_list_permitted(&api, &p.token, &p.scope);
     doc["create_permitted"] = json!(create);
-    doc["list_permitted"] = json!(listing);
+    doc["list_permitted"] = match &listing {
+        Ok(b) => json!(b),
+        Err(_) => Value::Null,
+    };
     doc["result"] = json!(if create { "would_heal" } else { "would_drift" });
+    let list_text = match &listing {
+        Ok(true) => "permitted for the minted token (list+sudo on auth/token/accessors)".to_string(),
+        Ok(false) => "denied for the minted token (no list+sudo on auth/token/accessors: the sweep would be skipped)".to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
     let text = format!(
-        "~/.vault-token is dn={} (foreign) \u{2014} heal would {}: auth/token/create capabilities [{}]; accessor list {}",
+        "~/.vault-token is dn={} (foreign) \u{2014} heal would {}: auth/token/create capabilities [{}]; accessor list {list_text}",
         quote::q(&info.display_name),
         if create { "likely succeed" } else { "be denied" },
         create_caps.join(","),
-        if listing { "permitted" } else { "denied (sweep would be skipped)" }
     );
     if !create {
         doc["error"] = json!(text);
@@ -621,6 +662,9 @@ mod props {
             Err(no())
         }
         fn capabilities_self(&self, _: &Secret, _: &[&str]) -> Result<Value, VaultError> {
+            Err(no())
+        }
+        fn read_policy(&self, _: &Secret, _: &str) -> Result<Value, VaultError> {
             Err(no())
         }
     }

@@ -39,6 +39,8 @@ pub trait TokenApi {
     fn revoke_accessor(&self, token: &Secret, accessor: &str) -> Result<(), VaultError>;
     fn revoke_self(&self, token: &Secret) -> Result<(), VaultError>;
     fn capabilities_self(&self, token: &Secret, paths: &[&str]) -> Result<Value, VaultError>;
+    /// `GET /v1/sys/policies/acl/<name>` (dry-run: judge the minted token's scope).
+    fn read_policy(&self, token: &Secret, name: &str) -> Result<Value, VaultError>;
 }
 
 pub struct HttpVault {
@@ -329,6 +331,11 @@ impl TokenApi for HttpVault {
     fn capabilities_self(&self, token: &Secret, paths: &[&str]) -> Result<Value, VaultError> {
         let body = json!({ "paths": paths });
         self.call_json("POST", CAPABILITIES_SELF, "", token, Some(&body), true)
+    }
+    fn read_policy(&self, token: &Secret, name: &str) -> Result<Value, VaultError> {
+        // Policy names are validated by the user map (no `/`, `?`, `#`).
+        let path = format!("/v1/sys/policies/acl/{name}");
+        self.call_json("GET", &path, "", token, None, true)
     }
 }
 

@@ -501,3 +501,50 @@ fn garbage_minted_list_warns_and_falls_back_to_the_scan() {
     assert_eq!(doc["last_success"], 1, "other state kept");
     assert_eq!(doc["minted_accessors"].as_array().unwrap().len(), 1);
 }
+
+/// The dry-run's accessor-list prediction judges the token the heal would mint (its mint
+/// policies plus `default`), needs `sudo` as well as `list` on `auth/token/accessors`, and
+/// never the clobbering token's own scope: a root clobber can list, emo's minted token
+/// cannot; a policy granting `list` without `sudo` is not enough.
+#[test]
+fn dry_run_list_prediction_judges_the_minted_scope_and_requires_sudo() {
+    let bao = openbao();
+    let mut env = Env::new(&bao.addr());
+    env.secret(bao.root_token());
+    env.write_token(bao.root_token());
+    let out = env.run(&["run", "--dry-run", "--json"]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(out.json()["list_permitted"], true, "{out:#?}");
+    // emo: the root clobber may create, but emo's minted token could not list.
+    env.user = "emo".into();
+    let out = env.run(&["run", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(
+        out.stdout.contains(
+            "accessor list denied for the minted token (no list+sudo on auth/token/accessors"
+        ),
+        "{out:#?}"
+    );
+    // list without sudo is not enough.
+    bao.put_policy(
+        "lister",
+        r#"path "auth/token/accessors" { capabilities = ["list"] }"#,
+    );
+    env.user = "wizard".into();
+    env.write_config(
+        r#"{"version": 1, "users": {"wizard": {"required_policy": "lister", "mint_policies": ["lister"]}}}"#,
+    );
+    let out = env.run(&["run", "--dry-run", "--json"]);
+    assert_eq!(out.json()["list_permitted"], false, "{out:#?}");
+    bao.put_policy(
+        "lister",
+        r#"path "auth/token/accessors" { capabilities = ["list", "sudo"] }"#,
+    );
+    let out = env.run(&["run", "--dry-run", "--json"]);
+    assert_eq!(out.json()["list_permitted"], true, "{out:#?}");
+    // A foreign token that cannot read the policies: unknown, said so.
+    let (c, _) = token(&bao, json!({"policies": ["creator"], "display_name": "ci"}));
+    env.write_token(&c);
+    let out = env.run(&["run", "--dry-run", "--json"]);
+    assert!(out.json()["list_permitted"].is_null(), "{out:#?}");
+}
