@@ -16,7 +16,9 @@ USERS=${T3MI_BENCH_USERS:-50} ROWS=${T3MI_BENCH_ROWS:-100000} RUNS=${T3MI_BENCH_
 W=$(mktemp -d /tmp/t3mi-bench.XXXXXX); chmod 755 "$W"
 created=()
 cleanup() {
-  for u in "${created[@]:-}"; do [ -n "$u" ] && { userdel "$u" 2>/dev/null; groupdel "$u" 2>/dev/null; } || true; done
+  for u in "${created[@]:-}"; do
+    if [ -n "$u" ]; then userdel "$u" 2>/dev/null || true; groupdel "$u" 2>/dev/null || true; fi
+  done
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -26,7 +28,7 @@ NOW=$(date +%s)
 cat >"$W/fakebin/systemctl" <<SH
 #!/bin/sh
 case "\$*" in
-  "show -p ActiveState --value "*) echo inactive;;
+  "show -p Type,ActiveState,SubState "*) printf 'Type=oneshot\nActiveState=inactive\nSubState=dead\n';;
   "is-active --quiet "*) exit 0;;
   "show -p ActiveEnterTimestamp --value --timestamp=unix "*) echo "@$((NOW - 86400))";;
   *) exit 0;;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # vault-token-renew demo (sourced by scripts/demo.sh in a subshell; see scripts/demo-lib.sh).
 # A real `bao server -dev` on a free loopback port: mint wizard's periodic token, renew it,
 # clobber ~/.vault-token with an admin login token (HEALED + sweep), clobber it with a weak
@@ -5,7 +6,7 @@
 # their health (display name, policies, ttl) as the binary and the API report it.
 set -euo pipefail
 me=10-vault-token-renew
-echo "real OpenBao dev server: renew, heal an admin clobber (+sweep), refuse a weak clobber, status" >"$DEMO_TMP/$me.scenario"
+echo "real OpenBao dev server: renew, heal an admin clobber (+sweep), refuse a weak clobber, not-extended FAIL, SKIP_VERIFY refused, status" >"$DEMO_TMP/$me.scenario"
 
 VTR="$DEMO_BIN/vault-token-renew"
 W="$DEMO_TMP/vtr"
@@ -71,10 +72,20 @@ if vtr; then echo "FAILED: weak clobber exited 0" >&2; exit 1; else echo "   exi
 [ "$(sha256sum <"$W/home/.vault-token")" = "$WEAK_SUM" ] || { echo "FAILED: weak clobber file changed" >&2; exit 1; }
 echo "   ~/.vault-token untouched"
 
-step "5. vault-token-renew status (one read-only lookup)"
+step "5. a token named like ours but without period (ttl=1h, explicit_max_ttl=2h): renewed, not extended"
+api POST /v1/auth/token/create "$ROOT_TOKEN" \
+  '{"policies":["vault-admin","sops-admin"],"no_parent":true,"ttl":"1h","explicit_max_ttl":"2h","display_name":"devvm-wizard"}' \
+  | field '["auth"]["client_token"]' | tr -d '\n' >"$W/home/.vault-token"
+if vtr; then echo "FAILED: a 1h token was reported OK" >&2; exit 1; else echo "   exit status $? (FAIL: renewed but not extended, with the re-mint hint)"; fi
+grep -q 'FAIL: renewed but not extended: ttl=' "$W/state/vault-token-renew.log" || { echo "FAILED: no not-extended line" >&2; exit 1; }
+
+step "6. VAULT_SKIP_VERIFY=true is refused before any connection"
+if VAULT_SKIP_VERIFY=true vtr; then echo "FAILED: SKIP_VERIFY accepted" >&2; exit 1; else echo "   exit status $?"; fi
+
+step "7. vault-token-renew status (one read-only lookup)"
 vtr status || true
 
-step "6. the log file (one line per run)"
+step "8. the log file (one line per run)"
 sed 's/^/   /' "$W/state/vault-token-renew.log"
 
 # The demo's own invariant check: no token in anything the binary wrote.
@@ -82,4 +93,4 @@ for t in "$ROOT_TOKEN" $(grep -ho 's\.[A-Za-z0-9]\{24\}' "$W/home/.vault-token" 
   if grep -qF "$t" "$W/state/vault-token-renew.log"; then echo "FAILED: a token reached the log" >&2; exit 1; fi
 done
 echo
-echo "vault-token-renew demo: OK (renewed, healed, drift refused; no token printed)"
+echo "vault-token-renew demo: OK (renewed, healed, drift refused, not-extended failed, SKIP_VERIFY refused; no token printed)"
