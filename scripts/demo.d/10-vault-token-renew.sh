@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # vault-token-renew demo (sourced by scripts/demo.sh in a subshell; see scripts/demo-lib.sh).
 # A real `bao server -dev` on a free loopback port: mint wizard's periodic token, renew it,
 # clobber ~/.vault-token with an admin login token (HEALED + sweep), clobber it with a weak

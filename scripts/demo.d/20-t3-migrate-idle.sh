@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2012
 # t3-migrate-idle demo (sourced in a subshell by scripts/demo.sh; needs root like the real job).
 # Two throwaway system users with real SQLite state DBs: one idle for two hours, one with an
 # agent turn in flight. Recording fakes stand in for systemctl, t3 and npm (first on PATH);
