@@ -1036,3 +1036,48 @@ fn rbac_only_reads_and_covers_endpointslices_and_helm_configmaps() {
         }
     }
 }
+
+/// The README's Deploy section names the tools and the image the base really uses, and its
+/// Secret table agrees with deploy/README.md's.
+#[test]
+fn readme_deploy_section_matches_the_base() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let sec = readme
+        .split("\n## Deploy\n")
+        .nth(1)
+        .expect("README has a Deploy section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let (name, tag) = base_image();
+    for needle in [
+        "bash scripts/image.sh",
+        "target/image/homelab-ops.oci.tar",
+        "runc run",
+        "skopeo copy",
+        "kubectl apply -k deploy/",
+        "Terraform",
+        "deploy/README.md",
+        &format!("{name}:{tag}"),
+    ] {
+        assert!(
+            sec.contains(needle),
+            "README Deploy section lacks {needle:?}"
+        );
+    }
+    let deploy_readme = std::fs::read_to_string(root().join("deploy/README.md")).unwrap();
+    let mut n = 0;
+    for row in sec
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("| Secret") || l.starts_with("| ConfigMap"))
+    {
+        let name = row.split('`').nth(1).unwrap();
+        n += 1;
+        assert!(
+            deploy_readme.contains(&format!("| `{name}` |")),
+            "{name}: not in deploy/README.md's table"
+        );
+    }
+    assert_eq!(n, 7, "README Deploy Secret table rows");
+}
