@@ -332,6 +332,11 @@ const KUBE_VERSIONS: [&str; 4] = ["1.33.0", "1.34.0", "1.35.0", "1.36.0"];
 /// `kubectl kustomize` of an overlay holding the base and `components`, written under
 /// target/ (kustomize refuses absolute resource paths). Returns the YAML text.
 pub(crate) fn render_text(components: &[&str]) -> String {
+    render_overlay(components, "")
+}
+
+/// As [`render_text`], with `extra` appended to the overlay's kustomization.yaml.
+fn render_overlay(components: &[&str], extra: &str) -> String {
     let kubectl = crate::ws::tools::kubectl();
     std::fs::create_dir_all(root().join("target")).unwrap();
     let dir = tempfile::tempdir_in(root().join("target")).unwrap();
@@ -344,6 +349,7 @@ pub(crate) fn render_text(components: &[&str]) -> String {
             k.push_str(&format!("  - ../../deploy/{c}\n"));
         }
     }
+    k.push_str(extra);
     std::fs::write(dir.path().join("kustomization.yaml"), k).unwrap();
     let out = std::process::Command::new(&kubectl)
         .arg("kustomize")
@@ -440,6 +446,7 @@ fn base_image() -> (String, String) {
 #[test]
 fn base_and_components_validate_against_kubernetes_schemas() {
     let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
     for (name, objs) in renders() {
         let mut builtin = Vec::new();
         for o in &objs {
@@ -477,27 +484,31 @@ fn base_and_components_validate_against_kubernetes_schemas() {
             .path()
             .join(format!("{}.yaml", name.replace(['/', '+'], "_")));
         std::fs::write(&f, text).unwrap();
-        for v in KUBE_VERSIONS {
-            let out = crate::ws::tools::kubernetes_validate()
-                .args(["--strict", "-k", v])
-                .arg(&f)
-                .output()
-                .unwrap();
-            let all = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.status.success()
-                    && !all.contains("ERROR")
-                    && !all.contains("Couldn't find schema"),
-                "{name} against Kubernetes {v}:\n{all}"
-            );
-            let passed = all.matches(" passed for resource ").count();
+        files.push((name, f, builtin.len()));
+    }
+    // One run per Kubernetes version over every render (the schemas load once per run).
+    for v in KUBE_VERSIONS {
+        let out = crate::ws::tools::kubernetes_validate()
+            .args(["--strict", "-k", v])
+            .args(files.iter().map(|(_, f, _)| f))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && !all.contains("ERROR") && !all.contains("Couldn't find schema"),
+            "against Kubernetes {v}:\n{all}"
+        );
+        for (name, f, n) in &files {
+            let passed = all
+                .lines()
+                .filter(|l| l.contains(&format!("{} passed for resource ", f.display())))
+                .count();
             assert_eq!(
-                passed,
-                builtin.len(),
+                passed, *n,
                 "{name} against {v}: every object validated\n{all}"
             );
         }
@@ -585,6 +596,25 @@ fn one_image_everywhere() {
                 );
             }
         }
+    }
+}
+
+/// An overlay's `images:` (a digest pin, as the README shows) reaches every container, the
+/// component's Job included.
+#[test]
+fn an_overlay_pins_every_container_by_digest() {
+    let digest = "sha256:2886ea31363e4c343c41f78e415be2177be179cc3fb928b7d69b524f402b5f0c";
+    let text = render_overlay(
+        &COMPONENTS,
+        &format!("images:\n  - name: ghcr.io/viktorbarzin/homelab-ops\n    digest: {digest}\n"),
+    );
+    let images: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert_eq!(images.len(), 4, "{images:?}");
+    for i in images {
+        assert_eq!(i, format!("ghcr.io/viktorbarzin/homelab-ops@{digest}"));
     }
 }
 
