@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2012
 # Helpers for scripts/demo.d/*.sh scenarios (sourced by demo.sh).
 # Each scenario runs in a subshell; it may write a one-line description to
 # "$DEMO_TMP/<file name without .sh>.scenario" and must exit non-zero on failure.

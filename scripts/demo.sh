@@ -8,7 +8,7 @@ ROOT=$PWD
 bash scripts/setup.sh
 # The stand-ins the scenarios use (fake-kube, goldmane-sim, slack-capture) are testkit binaries
 # behind its features; building them here keeps the scenarios free of compile steps.
-BUILD=(cargo build --release --workspace --bins --locked --features testkit/tls,testkit/goldmane)
+BUILD=(cargo build --release --workspace --bins --locked --features "testkit/tls,testkit/goldmane")
 echo "== building release binaries (${BUILD[*]})" >&2
 BUILD_LOG=$(mktemp /tmp/homelab-build.XXXXXX.log)
 # Progress (one line per crate) while building; the full log is printed only on failure.
@@ -24,6 +24,7 @@ DEMO_TMP=$(mktemp -d /tmp/homelab-demo.XXXXXX)
 export DEMO_TMP
 chmod 755 "$DEMO_TMP"
 PIDS=()
+# shellcheck disable=SC2015,SC2317 # run by the EXIT trap; `A && B || true` is meant
 cleanup() {
   for f in "$DEMO_TMP"/*.cleanup; do [ -f "$f" ] && bash "$f" >/dev/null 2>&1 || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
@@ -44,6 +45,7 @@ for s in "${scenarios[@]}"; do
   echo
   echo "==================== ${name#*-} ===================="
   start=$(date +%s.%N)
+  # shellcheck source=/dev/null # each scenario is checked on its own
   if ( source "$s" ); then res=PASS; else res=FAIL; fi
   end=$(date +%s.%N)
   RESULTS+=("${name#*-}|$(cat "$DEMO_TMP/$name.scenario" 2>/dev/null || echo "${name#*-}")|$res|$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1fs", b-a}')")

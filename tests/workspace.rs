@@ -5,8 +5,11 @@ mod ws {
     pub mod ci;
     pub mod deploy;
     pub mod install;
+    pub mod monitoring;
     pub mod readme;
+    pub mod scripts;
     pub mod systemd;
+    pub mod tools;
 }
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y --no-install-re
 [ -x "$BIN/fake-kube" ] || cargo build --release --locked -p testkit --features tls --bin fake-kube >/dev/null 2>&1
 T=$(mktemp -d /tmp/compat-gate-bench.XXXXXX)
 PIDS=()
+# shellcheck disable=SC2015 # `A && B || true` is meant
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
 trap cleanup EXIT
 

@@ -13,9 +13,10 @@ command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y --no-install-re
 [ -x "$BIN/edges-digest" ] || cargo build --release --locked -p edges-digest >/dev/null
 [ -x "$BIN/slack-capture" ] || cargo build --release --locked -p testkit --bin slack-capture >/dev/null
 DEMO_TMP=$(mktemp -d /tmp/edges-digest-bench.XXXXXX); export DEMO_TMP; chmod 755 "$DEMO_TMP"
+# shellcheck disable=SC2015 # `A && B || true` is meant
 cleanup() { for f in "$DEMO_TMP"/*.cleanup; do [ -f "$f" ] && bash "$f" >/dev/null 2>&1 || true; done; rm -rf "$DEMO_TMP"; }
 trap cleanup EXIT
-# shellcheck source=../demo-lib.sh
+# shellcheck source=scripts/demo-lib.sh
 source "$ROOT/scripts/demo-lib.sh"
 start_postgres 2>/dev/null
 DB=goldmane_edges

@@ -14,6 +14,7 @@ cargo build --release -p testkit --features goldmane --bin goldmane-sim --locked
 mkdir -p target/bench
 TMP=$(mktemp -d /tmp/gea-bench.XXXXXX)
 chmod 755 "$TMP"
+# shellcheck disable=SC2012 # a glob of version directories, no odd names
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as=()
 if [ "$(id -u)" = 0 ]; then chown postgres: "$TMP"; as=(runuser -u postgres --); fi

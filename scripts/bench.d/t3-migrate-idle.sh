@@ -15,6 +15,7 @@ BIN="$ROOT/target/release/t3-migrate-idle"
 USERS=${T3MI_BENCH_USERS:-50} ROWS=${T3MI_BENCH_ROWS:-100000} RUNS=${T3MI_BENCH_RUNS:-5}
 W=$(mktemp -d /tmp/t3mi-bench.XXXXXX); chmod 755 "$W"
 created=()
+# shellcheck disable=SC2015 # `A && B || true` is meant
 cleanup() {
   for u in "${created[@]:-}"; do
     if [ -n "$u" ]; then userdel "$u" 2>/dev/null || true; groupdel "$u" 2>/dev/null || true; fi

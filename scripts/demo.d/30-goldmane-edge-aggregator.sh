@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # goldmane-edge-aggregator: a local Goldmane simulator (full upstream proto, real mutual TLS
 # with a throwaway CA) streams a realistic namespace mix into a throwaway Postgres; the
 # aggregator runs until the flows are stored, then shows the edge table and its endpoints.

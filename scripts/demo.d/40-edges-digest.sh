@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # edges-digest scenario (sourced by scripts/demo.sh in a subshell; helpers from demo-lib.sh).
 # Runs after the aggregator: reads its `edge` table through the DATABASE_URL exported by
 # $DEMO_TMP/pg.env when that file exists, else starts its own Postgres and seeds a day of edges.
