@@ -833,6 +833,12 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn generate() -> TestPki {
+        Self::generate_with_sans(&["127.0.0.1", "localhost", "::1"])
+    }
+
+    /// As [`TestPki::generate`] with a server certificate for exactly `sans` (a cluster whose
+    /// certificate does not name the address clients dial: kubeconfig `tls-server-name`).
+    pub fn generate_with_sans(sans: &[&str]) -> TestPki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -842,12 +848,8 @@ impl TestPki {
             .push(DnType::CommonName, "kubernetes");
         let ca = ca_params.self_signed(&ca_key).expect("ca cert");
         let srv_key = KeyPair::generate().expect("server key");
-        let mut sp = CertificateParams::new(vec![
-            "127.0.0.1".to_string(),
-            "localhost".to_string(),
-            "::1".to_string(),
-        ])
-        .expect("server params");
+        let mut sp = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("server params");
         sp.distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
         let srv = sp.signed_by(&srv_key, &ca, &ca_key).expect("server cert");
@@ -870,7 +872,32 @@ impl TestPki {
         }
     }
 
-    fn server_config(&self, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
+    /// A server configuration that completes a handshake only when the client sends `sni` as
+    /// server name (like a TLS-routing load balancer in front of several apiservers).
+    pub fn server_config_requiring_sni(&self, sni: &str) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                self.server_key_der.clone(),
+            )))
+            .expect("server key");
+        let certified = rustls::sign::CertifiedKey::new(
+            vec![CertificateDer::from(self.server_cert_der.clone())],
+            key,
+        );
+        let mut resolver = rustls::server::ResolvesServerCertUsingSni::new();
+        resolver.add(sni, certified).expect("sni name matches cert");
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        Arc::new(cfg)
+    }
+
+    pub fn server_config(&self, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
