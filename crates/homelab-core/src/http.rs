@@ -1004,6 +1004,19 @@ impl Client {
         headers: &[(&str, &str)],
         on_body: &mut dyn FnMut(&mut dyn std::io::Read) -> std::io::Result<()>,
     ) -> Result<Option<Response>, HttpError> {
+        self.get_streaming_limit(url, headers, self.max_body, on_body)
+    }
+
+    /// As [`Client::get_streaming`] with its own cap on the streamed 2xx body (`u64::MAX`
+    /// when the reader bounds what it keeps itself, e.g. per line); error bodies keep
+    /// `max_body`.
+    pub fn get_streaming_limit(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        limit: u64,
+        on_body: &mut dyn FnMut(&mut dyn std::io::Read) -> std::io::Result<()>,
+    ) -> Result<Option<Response>, HttpError> {
         let secrets = self.secrets(url, headers);
         let map = |e: ureq::Error| map_error("GET", url, e, &secrets);
         let mut builder = ureq::http::Request::builder().method("GET").uri(url);
@@ -1036,7 +1049,7 @@ impl Client {
                 body,
             }));
         }
-        let mut reader = resp.body_mut().with_config().limit(self.max_body).reader();
+        let mut reader = resp.body_mut().with_config().limit(limit).reader();
         on_body(&mut reader).map_err(|e| map(ureq::Error::Io(e)))?;
         Ok(None)
     }

@@ -956,7 +956,13 @@ impl FakeKube {
     }
 
     pub fn start_with(cluster: FakeCluster, auth: Auth) -> FakeKube {
-        let pki = Arc::new(TestPki::generate());
+        Self::start_with_pki(cluster, auth, TestPki::generate())
+    }
+
+    /// As [`FakeKube::start_with`] serving `pki`'s server certificate (e.g. one made by
+    /// [`TestPki::generate_with_sans`] that does not name 127.0.0.1).
+    pub fn start_with_pki(cluster: FakeCluster, auth: Auth, pki: TestPki) -> FakeKube {
+        let pki = Arc::new(pki);
         let cfg = pki.server_config(matches!(auth, Auth::ClientCert));
         let state = Arc::new(Mutex::new(cluster));
         let st = Arc::clone(&state);
