@@ -3,6 +3,7 @@ mod it {
     mod common;
     mod deploy;
     mod faults;
+    mod ha;
     mod library;
     mod push;
     mod removed;

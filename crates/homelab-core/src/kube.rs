@@ -855,6 +855,14 @@ pub trait ClusterRead {
     ) -> Result<ListStats, KubeError>;
     /// Requests sent so far (for scanned counts and benchmarks).
     fn request_count(&self) -> u64;
+    /// A reader for one apiserver instance at `server` (`https://<ip>:<port>` from the
+    /// EndpointSlices of `default/kubernetes`): same credentials and CA, the certificate
+    /// checked against the name this client dials. `None` when this reader cannot address
+    /// instances (e.g. a `kubectl proxy` URL, which only reaches the apiserver it fronts).
+    fn endpoint(&self, server: &str) -> Option<Result<Box<dyn ClusterRead + Send>, KubeError>> {
+        let _ = server;
+        None
+    }
 }
 
 /// Where the bearer token comes from, and so when it is fetched again.
@@ -1386,6 +1394,24 @@ impl ClusterRead for KubeClient {
 
     fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    fn endpoint(&self, server: &str) -> Option<Result<Box<dyn ClusterRead + Send>, KubeError>> {
+        let parts = crate::http::UrlParts::parse(&self.server)?;
+        if parts.scheme != "https" {
+            return None;
+        }
+        let host = match parts.host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+            None => parts
+                .host_port
+                .rsplit_once(':')
+                .map_or(parts.host_port.clone(), |(h, _)| h.to_string()),
+        };
+        Some(
+            self.for_endpoint(server, &host)
+                .map(|c| Box::new(c) as Box<dyn ClusterRead + Send>),
+        )
     }
 }
 

@@ -68,6 +68,20 @@ pub struct FakeCluster {
     pub expire_continue: u32,
     /// Page size used when a list sends no `limit` (real servers: unlimited = `None`).
     pub default_limit: Option<usize>,
+    /// The apiserver instances the EndpointSlices of `default/kubernetes` list; `None` = this
+    /// server alone (a single control-plane node).
+    pub apiserver_endpoints: Option<Vec<ApiserverEndpoint>>,
+    /// This server's port (set by [`FakeKube::start`]).
+    pub self_port: u16,
+}
+
+/// One endpoint of the `kubernetes` Service's EndpointSlice.
+#[derive(Debug, Clone)]
+pub struct ApiserverEndpoint {
+    pub address: String,
+    pub port: u16,
+    /// `conditions.ready`; `None` = absent (which discovery/v1 defines as ready).
+    pub ready: Option<bool>,
 }
 
 impl Default for FakeCluster {
@@ -80,6 +94,8 @@ impl Default for FakeCluster {
             faults: Vec::new(),
             expire_continue: 0,
             default_limit: None,
+            apiserver_endpoints: None,
+            self_port: 0,
         }
     }
 }
@@ -943,6 +959,8 @@ pub struct FakeKube {
     pub pki: Arc<TestPki>,
     pub auth: Auth,
     state: Arc<Mutex<FakeCluster>>,
+    /// More apiserver instances of the same cluster (HA), each with its own `/metrics`.
+    extra: Mutex<Vec<HttpServer>>,
 }
 
 /// The bearer token [`FakeKube::start`] expects.
@@ -971,12 +989,76 @@ impl FakeKube {
             Auth::ClientCert => None,
         };
         let server = HttpServer::start_tls(cfg, move |req| handle(&st, token.as_deref(), req));
+        state.lock().expect("fake kube state").self_port = server.port();
         FakeKube {
             server,
             pki,
             auth,
             state,
+            extra: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Start one more apiserver instance of this cluster on 127.0.0.1 serving `metrics` at
+    /// `/metrics` (everything else as the first instance), and list it in the EndpointSlice
+    /// with `ready`. KEP-1693 / apiserver `pkg/endpoints/metrics/metrics.go` (kubernetes
+    /// v1.35): every instance keeps its own `apiserver_requested_deprecated_apis` gauge.
+    pub fn add_apiserver(&self, metrics: String, ready: Option<bool>) -> u16 {
+        let cfg = self
+            .pki
+            .server_config(matches!(self.auth, Auth::ClientCert));
+        let st = Arc::clone(&self.state);
+        let token = match &self.auth {
+            Auth::Token(t) => Some(t.clone()),
+            Auth::ClientCert => None,
+        };
+        let server = HttpServer::start_tls(cfg, move |req| {
+            if req.path() == "/metrics" {
+                // Same authentication as every other path.
+                let mut probe = req.clone();
+                probe.target = "/version".into();
+                let r = handle(&st, token.as_deref(), &probe);
+                if r.status != 200 {
+                    return r;
+                }
+                return Reply::text(200, metrics.clone())
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            }
+            handle(&st, token.as_deref(), req)
+        });
+        let port = server.port();
+        self.add_endpoint("127.0.0.1", port, ready);
+        self.extra.lock().expect("extra servers").push(server);
+        port
+    }
+
+    /// List an endpoint in the EndpointSlice without starting anything there (an instance
+    /// that is down, or one marked not ready).
+    pub fn add_endpoint(&self, address: &str, port: u16, ready: Option<bool>) {
+        let mut st = self.state.lock().expect("fake kube state");
+        let me = st.self_port;
+        let list = st.apiserver_endpoints.get_or_insert_with(|| {
+            vec![ApiserverEndpoint {
+                address: "127.0.0.1".into(),
+                port: me,
+                ready: Some(true),
+            }]
+        });
+        list.push(ApiserverEndpoint {
+            address: address.into(),
+            port,
+            ready,
+        });
+    }
+
+    /// Requests each extra instance received, in [`FakeKube::add_apiserver`] order.
+    pub fn extra_requests(&self) -> Vec<Vec<Request>> {
+        self.extra
+            .lock()
+            .expect("extra servers")
+            .iter()
+            .map(|s| s.requests())
+            .collect()
     }
 
     /// `https://127.0.0.1:<port>`
@@ -1033,6 +1115,54 @@ impl FakeKube {
         std::fs::write(path, text).expect("write kubeconfig");
         path.to_path_buf()
     }
+}
+
+/// The EndpointSlice the apiserver keeps for the `kubernetes` Service (kubernetes
+/// pkg/controlplane/reconcilers/endpointsadapter.go mirrors the `kubernetes` Endpoints into a
+/// slice of that name, label `kubernetes.io/service-name=kubernetes`, port `https`, one
+/// endpoint per apiserver; located by code search, not re-read at a tag). Shape per k8s.io/api
+/// discovery/v1/types.go (v0.36.3 = 3fde3c4), where a nil `ready` means ready.
+fn kubernetes_slices(st: &FakeCluster, req: &Request) -> Reply {
+    let eps = st.apiserver_endpoints.clone().unwrap_or_else(|| {
+        vec![ApiserverEndpoint {
+            address: "127.0.0.1".into(),
+            port: st.self_port,
+            ready: Some(true),
+        }]
+    });
+    let selector = req.query_param("labelSelector").map(pct_decode);
+    let wanted = selector
+        .as_deref()
+        .is_none_or(|s| s == "kubernetes.io/service-name=kubernetes");
+    // One slice per port (the reconciler's shape when instances share a port; here each
+    // instance has its own loopback port).
+    let items: Vec<Value> = if wanted {
+        eps.iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut cond = json!({});
+                if let Some(r) = e.ready {
+                    cond["ready"] = json!(r);
+                }
+                json!({
+                    "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                    "metadata": {"name": if i == 0 { "kubernetes".to_string() } else { format!("kubernetes-{i}") },
+                                 "namespace": "default", "resourceVersion": "48120001",
+                                 "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": [e.address], "conditions": cond}],
+                    "ports": [{"name": "https", "port": e.port, "protocol": "TCP"}]
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Reply::json(
+        200,
+        &json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {"resourceVersion": "48120777"}, "items": items}),
+    )
 }
 
 fn status_body(code: u16, reason: &str, message: &str, details: Value) -> Reply {
@@ -1128,6 +1258,9 @@ fn handle(state: &Mutex<FakeCluster>, token: Option<&str>, req: &Request) -> Rep
 }
 
 fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
+    if path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" {
+        return kubernetes_slices(st, req);
+    }
     match path {
         "/version" => {
             let v = st.git_version.trim_start_matches('v');
