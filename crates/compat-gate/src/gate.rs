@@ -109,6 +109,7 @@ pub fn parse_target(s: &str) -> Result<KubeVersion, String> {
 const SRC_METRICS: &str = "apiserver requests";
 const SRC_ANNOT: &str = "last-applied annotation";
 const SRC_HELM: &str = "helm release";
+const SRC_MANAGED: &str = "managed fields";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 struct Finding {
@@ -1255,6 +1256,9 @@ fn read_row(endpoint: &str, m: &MetricsScan) -> ApiserverRead {
 
 const SLICES_PATH: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 
+/// (group, version, resource).
+type Gvr = (String, String, String);
+
 #[allow(clippy::too_many_arguments)]
 fn scan_annotations(
     r: &mut Run<'_>,
@@ -1265,18 +1269,14 @@ fn scan_annotations(
     early: &mut Findings,
     scanned: &mut Scanned,
 ) {
-    // Replacement resources to list: (group, version, resource) → entries.
-    let mut wanted: BTreeMap<(String, String, String), Vec<&Removal>> = BTreeMap::new();
+    // Resources to list: (group, resource) → the in-window entries about them.
+    let mut wanted: BTreeMap<(String, String), Vec<&Removal>> = BTreeMap::new();
     for x in relevant {
         if x.replacement.is_empty() {
             continue;
         }
-        let (g, v) = match x.replacement.rsplit_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), x.replacement.clone()),
-        };
         wanted
-            .entry((g, v, x.resource.clone()))
+            .entry((x.group.clone(), x.resource.clone()))
             .or_default()
             .push(x);
     }
@@ -1291,63 +1291,130 @@ fn scan_annotations(
     let Some(glist) = groups["groups"].as_array() else {
         return r.fail("GET /apis: not an APIGroupList (no groups)".into());
     };
-    let served_gv = |g: &str, v: &str| -> bool {
+    // Served versions of a group, preferred version first (core: v1).
+    let served_versions = |g: &str| -> Vec<String> {
         if g.is_empty() {
-            return v == "v1";
+            return vec!["v1".to_string()];
         }
-        glist.iter().any(|grp| {
-            grp["name"].as_str() == Some(g)
-                && grp["versions"]
-                    .as_array()
-                    .is_some_and(|vs| vs.iter().any(|x| x["version"].as_str() == Some(v)))
-        })
+        let Some(grp) = glist.iter().find(|grp| grp["name"].as_str() == Some(g)) else {
+            return Vec::new();
+        };
+        let mut vs: Vec<String> = grp["versions"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .filter_map(|x| x["version"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = grp["preferredVersion"]["version"].as_str() {
+            if let Some(i) = vs.iter().position(|v| v == p) {
+                let pv = vs.remove(i);
+                vs.insert(0, pv);
+            }
+        }
+        vs
     };
     let mut resources: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for (g, v, _) in wanted.keys() {
-        if resources.contains_key(&(g.clone(), v.clone())) || !served_gv(g, v) {
-            continue;
-        }
-        if !r.in_time("removed_apis") {
-            return;
-        }
-        let path = if g.is_empty() {
-            format!("/api/{v}")
-        } else {
-            format!("/apis/{g}/{v}")
-        };
-        match r.k.get_json(&path) {
-            Ok(doc) => {
-                let names = doc["resources"]
-                    .as_array()
-                    .map(|rs| {
-                        rs.iter()
-                            .filter(|x| {
-                                // create-only kinds (TokenReview, …) cannot be listed.
-                                x["verbs"]
-                                    .as_array()
-                                    .is_none_or(|vs| vs.iter().any(|v| v.as_str() == Some("list")))
+    // 8b: list through a version the cluster serves — the replacement when served, else any
+    // other served version of the group — never through a removed one (that request would
+    // itself show in `metrics`). When only a removed version serves the resource, objects may
+    // exist that this source cannot see: the source is incomplete (refuse on doubt).
+    let mut chosen: Vec<(Gvr, Vec<&Removal>)> = Vec::new();
+    for ((g, res), entries) in &wanted {
+        let removed: Vec<&str> = entries.iter().map(|x| x.version.as_str()).collect();
+        let served = served_versions(g);
+        let mut order: Vec<String> = entries
+            .iter()
+            .filter_map(|x| x.replacement.rsplit_once('/').map(|(_, v)| v.to_string()))
+            .chain(
+                entries
+                    .iter()
+                    .filter(|x| !x.replacement.contains('/'))
+                    .map(|x| x.replacement.clone()),
+            )
+            .filter(|v| served.contains(v))
+            .collect();
+        order.extend(served.iter().cloned());
+        order.retain(|v| !removed.contains(&v.as_str()));
+        order.dedup();
+        let mut pick = None;
+        for v in order {
+            #[allow(clippy::map_entry)] // the value needs `r` (a request) in between
+            if !resources.contains_key(&(g.clone(), v.clone())) {
+                if !r.in_time("removed_apis") {
+                    return;
+                }
+                let path = if g.is_empty() {
+                    format!("/api/{v}")
+                } else {
+                    format!("/apis/{g}/{v}")
+                };
+                match r.k.get_json(&path) {
+                    Ok(doc) => {
+                        let names = doc["resources"]
+                            .as_array()
+                            .map(|rs| {
+                                rs.iter()
+                                    .filter(|x| {
+                                        // create-only kinds (TokenReview, …) cannot be listed.
+                                        x["verbs"].as_array().is_none_or(|vs| {
+                                            vs.iter().any(|v| v.as_str() == Some("list"))
+                                        })
+                                    })
+                                    .filter_map(|x| x["name"].as_str())
+                                    .filter(|n| !n.contains('/'))
+                                    .map(str::to_string)
+                                    .collect()
                             })
-                            .filter_map(|x| x["name"].as_str())
-                            .filter(|n| !n.contains('/'))
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                resources.insert((g.clone(), v.clone()), names);
+                            .unwrap_or_default();
+                        resources.insert((g.clone(), v.clone()), names);
+                    }
+                    Err(e) if e.is_not_found() => {
+                        resources.insert((g.clone(), v.clone()), Vec::new());
+                    }
+                    Err(e) => return r.kube_err("removed_apis", e),
+                }
             }
-            Err(e) if e.is_not_found() => {
-                resources.insert((g.clone(), v.clone()), Vec::new());
+            if resources[&(g.clone(), v.clone())].contains(res) {
+                pick = Some(v);
+                break;
             }
-            Err(e) => return r.kube_err("removed_apis", e),
+        }
+        // Does a removed version (still) serve it? Discovery only: no list through it.
+        let mut via_removed = false;
+        if pick.is_none() {
+            for v in removed.iter().filter(|v| served.iter().any(|s| s == *v)) {
+                let path = if g.is_empty() {
+                    format!("/api/{v}")
+                } else {
+                    format!("/apis/{g}/{v}")
+                };
+                match r.k.get_json(&path) {
+                    Ok(doc) => {
+                        via_removed |= doc["resources"].as_array().is_some_and(|rs| {
+                            rs.iter().any(|x| x["name"].as_str() == Some(res.as_str()))
+                        })
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return r.kube_err("removed_apis", e),
+                }
+            }
+        }
+        match pick {
+            Some(v) => chosen.push(((g.clone(), v, res.clone()), entries.clone())),
+            None if via_removed => {
+                return r.fail(format!(
+                    "annotations source incomplete: {} is served only through removed version(s) {}; list it by hand or disable the source (COMPAT_API_SOURCES)",
+                    gv(g, res),
+                    removed.join(",")
+                ));
+            }
+            // No served version has it: nothing of that kind can be stored.
+            None => {}
         }
     }
-    for ((g, v, res), entries) in &wanted {
-        let served = resources
-            .get(&(g.clone(), v.clone()))
-            .is_some_and(|rs| rs.contains(res));
-        if !served {
-            continue;
-        }
+    for ((g, v, res), entries) in &chosen {
         if !r.in_time("removed_apis") {
             return;
         }
@@ -1376,13 +1443,44 @@ fn scan_annotations(
                 }
                 for it in &p.items {
                     count += 1;
-                    let Some(la) = it["metadata"]["annotations"][LAST_APPLIED].as_str() else {
-                        continue;
-                    };
                     let name = it["metadata"]["name"].as_str().unwrap_or("?");
                     let subj = match it["metadata"]["namespace"].as_str() {
                         Some(ns) => format!("{ns}/{name}"),
                         None => name.to_string(),
+                    };
+                    // Item 7: server-side apply (Flux, Argo CD SSA, kubectl --server-side)
+                    // leaves no last-applied annotation, but each manager's entry in
+                    // metadata.managedFields records the apiVersion it used
+                    // (k8s.io/apimachinery pkg/apis/meta/v1/types.go ManagedFieldsEntry).
+                    for m in it["metadata"]["managedFields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let Some(api) = m["apiVersion"].as_str() else {
+                            continue;
+                        };
+                        for x in entries.iter().filter(|x| x.group_version() == api) {
+                            let key = format!("{api} {}", x.kind);
+                            let who = escape_text(m["manager"].as_str().unwrap_or("?"));
+                            let ex = format!("{subj} (manager {who})");
+                            match window_class(x.removed_in, a, tm) {
+                                Some(true) => {
+                                    local.add(key, SRC_MANAGED, x.removed_in, &x.replacement, ex)
+                                }
+                                Some(false) => local_early.add(
+                                    key,
+                                    SRC_MANAGED,
+                                    x.removed_in,
+                                    &x.replacement,
+                                    ex,
+                                ),
+                                None => {}
+                            }
+                        }
+                    }
+                    let Some(la) = it["metadata"]["annotations"][LAST_APPLIED].as_str() else {
+                        continue;
                     };
                     match scan::last_applied(la) {
                         Err(why) => warns.push(format!(
@@ -1437,18 +1535,50 @@ fn scan_helm(
     early: &mut Findings,
     scanned: &mut Scanned,
 ) {
+    // Helm's two Kubernetes storage drivers (helm/helm v3.21.4 pkg/storage/driver/secrets.go,
+    // cfgmaps.go): both label owner=helm,status=…; only Secrets have a type to select on.
+    scan_helm_driver(r, a, tm, blockers, early, scanned, HelmDriver::Secrets);
+    if r.in_time("removed_apis") {
+        scan_helm_driver(r, a, tm, blockers, early, scanned, HelmDriver::ConfigMaps);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HelmDriver {
+    Secrets,
+    ConfigMaps,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_helm_driver(
+    r: &mut Run<'_>,
+    a: Minor,
+    tm: Minor,
+    blockers: &mut Findings,
+    early: &mut Findings,
+    scanned: &mut Scanned,
+    driver: HelmDriver,
+) {
     let table = &r.o.removed_apis;
     let mut local = Findings::default();
     let mut local_early = Findings::default();
     let mut undecodable: Vec<Blocker> = Vec::new();
     let mut stuck: Vec<String> = Vec::new();
     let mut count = 0u64;
+    let (path, field_selector, what) = match driver {
+        HelmDriver::Secrets => (
+            "/api/v1/secrets",
+            Some("type=helm.sh/release.v1".to_string()),
+            "Secret",
+        ),
+        HelmDriver::ConfigMaps => ("/api/v1/configmaps", None, "ConfigMap"),
+    };
     let res = r.k.list(
-        "/api/v1/secrets",
+        path,
         &ListParams {
             limit: Some(20),
             label_selector: Some("owner=helm,status=deployed".into()),
-            field_selector: Some("type=helm.sh/release.v1".into()),
+            field_selector,
             metadata_only: false,
         },
         &mut |p: Page| {
@@ -1467,7 +1597,11 @@ fn scan_helm(
                     .or_else(|| s["metadata"]["name"].as_str())
                     .unwrap_or("?")
                     .to_string();
-                let rel = match scan::decode_release(&s) {
+                let decoded = match driver {
+                    HelmDriver::Secrets => scan::decode_release(&s),
+                    HelmDriver::ConfigMaps => scan::decode_release_configmap(&s),
+                };
+                let rel = match decoded {
                     Ok(rel) => rel,
                     Err(why) => {
                         undecodable.push(
@@ -1476,7 +1610,7 @@ fn scan_helm(
                                 format!("helm release {ns}/{name}"),
                                 &format!("helm release {ns}/{name}: cannot decode ({why})"),
                             )
-                            .remediation("inspect the release Secret by hand"),
+                            .remediation(format!("inspect the release {what} by hand")),
                         );
                         continue;
                     }

@@ -525,6 +525,36 @@ pub fn applied_object(
     json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {}})
 }
 
+/// Add a `metadata.managedFields` entry as server-side apply writes it (k8s.io/apimachinery
+/// pkg/apis/meta/v1/types.go ManagedFieldsEntry, v0.34: manager, operation, apiVersion, time,
+/// fieldsType, fieldsV1). Metadata-only lists carry these too (PartialObjectMetadata).
+pub fn add_managed_field(obj: &mut Value, manager: &str, api_version: &str) {
+    let entry = json!({"manager": manager, "operation": "Apply", "apiVersion": api_version,
+                       "time": "2026-06-20T10:00:00Z", "fieldsType": "FieldsV1",
+                       "fieldsV1": {"f:spec": {".": {}}}});
+    match obj["metadata"]["managedFields"].as_array_mut() {
+        Some(a) => a.push(entry),
+        None => obj["metadata"]["managedFields"] = json!([entry]),
+    }
+}
+
+/// The Helm ConfigMap storage driver's object for a release (helm/helm v3.21.4 = 813176c
+/// pkg/storage/driver/cfgmaps.go `newConfigMapsObject`: name `sh.helm.release.v1.<n>.v<rev>`,
+/// labels name/owner=helm/status/version, `data.release` = the encoded release as a string —
+/// one base64 layer fewer than a Secret, whose `data` is base64 again).
+pub fn helm_configmap_from_secret(secret: &Value) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let inner = secret["data"]["release"]
+        .as_str()
+        .and_then(|d| b64.decode(d).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut meta = secret["metadata"].clone();
+    meta["uid"] = json!(format!("cm-{}", meta["uid"].as_str().unwrap_or("")));
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+           "data": {"release": inner}})
+}
+
 /// A Helm v3 release Secret (`sh.helm.release.v1.<name>.v<rev>`): the release JSON, gzipped
 /// (when `gzip`), base64 (Helm), then base64 again (the Secret's `data`).
 pub fn helm_release_secret(
@@ -685,13 +715,22 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
                 } else {
                     format!("{name}-{i}")
                 };
-                applied_object(
+                let mut o = applied_object(
                     &api,
                     &kind,
                     a["namespace"].as_str(),
                     &n,
                     a["last_applied"].as_str(),
-                )
+                );
+                // "managed": [["manager", "apiVersion"], …]: server-side-apply entries.
+                for m in a["managed"].as_array().into_iter().flatten() {
+                    add_managed_field(
+                        &mut o,
+                        m[0].as_str().unwrap_or("kubectl"),
+                        m[1].as_str().unwrap_or(""),
+                    );
+                }
+                o
             })
             .collect();
         c.add(&key, objs);
@@ -732,7 +771,11 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
                 h["gzip"].as_bool().unwrap_or(true),
             )
         };
-        c.add("/v1/secrets", [secret]);
+        if h["driver"].as_str() == Some("configmap") {
+            c.add("/v1/configmaps", [helm_configmap_from_secret(&secret)]);
+        } else {
+            c.add("/v1/secrets", [secret]);
+        }
     }
     let dep: Vec<(String, String, String, String)> = doc["deprecated_metrics"]
         .as_array()
