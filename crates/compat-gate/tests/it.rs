@@ -1,6 +1,7 @@
 mod it {
     mod cases;
     mod common;
+    mod data;
     mod deploy;
     mod faults;
     mod ha;
