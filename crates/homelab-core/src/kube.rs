@@ -2178,6 +2178,90 @@ mod fake_server_tests {
     }
 
     #[test]
+    fn fake_kube_is_as_strict_as_the_apiserver() {
+        let mut cluster = cluster_with_nodes(1);
+        cluster.add(
+            "metrics.k8s.io/v1beta1/nodes",
+            [
+                json!({"kind": "NodeMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
+                    "metadata": {"name": "k8s-node1"}, "usage": {"cpu": "1"}}),
+            ],
+        );
+        cluster.discovery.push((
+            "metrics.k8s.io".into(),
+            "v1beta1".into(),
+            vec![testkit::kube::ApiResource {
+                name: "nodes".into(),
+                kind: "NodeMetrics".into(),
+                namespaced: false,
+            }],
+        ));
+        cluster.aggregated.push("metrics.k8s.io/v1beta1".into());
+        let fk = FakeKube::start(cluster);
+        let c = client_for(&fk).with_retry_delays(vec![]);
+        let only_meta = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        // An aggregated API without metadata support: 406 unless a fallback is offered.
+        let e = c
+            .get("/apis/metrics.k8s.io/v1beta1/nodes", only_meta)
+            .unwrap_err();
+        assert_eq!(e.status(), Some(406), "{e}");
+        let mut kinds = Vec::new();
+        c.list(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            &ListParams {
+                metadata_only: true,
+                ..Default::default()
+            },
+            &mut |p| {
+                kinds.extend(
+                    p.items
+                        .iter()
+                        .map(|i| i["kind"].as_str().unwrap_or("").to_string()),
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(kinds, ["NodeMetrics"], "full objects through the fallback");
+        // Exact parameters: another meta version is not what the client asked for.
+        let e = c
+            .get(
+                "/api/v1/nodes",
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta2",
+            )
+            .unwrap_err();
+        assert_eq!(e.status(), Some(406));
+        let r = c.get("/api/v1/nodes", only_meta).unwrap();
+        assert!(r.text().contains("PartialObjectMetadataList"));
+        // Field selectors: only the labels a kind registers.
+        let e = c
+            .get(
+                "/api/v1/configmaps?fieldSelector=type%3Dhelm.sh%2Frelease.v1",
+                "application/json",
+            )
+            .unwrap_err();
+        assert_eq!(e.status(), Some(400));
+        assert!(
+            e.to_string().contains("field label not supported: type"),
+            "{e}"
+        );
+        assert!(c
+            .get(
+                "/api/v1/secrets?fieldSelector=type%3Dhelm.sh%2Frelease.v1",
+                "application/json"
+            )
+            .is_ok());
+        // A 410 on a continued list carries a fresh continue token, like etcd3's errors.go.
+        fk.with(|s| s.expire_continue = 1);
+        let e = c
+            .get("/api/v1/nodes?limit=1&continue=eyJ9", "application/json")
+            .unwrap_err();
+        assert!(matches!(e, KubeError::Gone { .. }), "{e}");
+        let raw = fk.requests().len();
+        assert!(raw > 0);
+    }
+
+    #[test]
     fn deadline_stops_requests() {
         let fk = FakeKube::start(cluster_with_nodes(1));
         let c = client_for(&fk).with_deadline(Instant::now());

@@ -73,6 +73,9 @@ pub struct FakeCluster {
     pub apiserver_endpoints: Option<Vec<ApiserverEndpoint>>,
     /// This server's port (set by [`FakeKube::start`]).
     pub self_port: u16,
+    /// `group/version`s served by an aggregated apiserver that cannot answer
+    /// `PartialObjectMetadataList` (a metadata-only `Accept` without fallback gets 406).
+    pub aggregated: Vec<String>,
 }
 
 /// One endpoint of the `kubernetes` Service's EndpointSlice.
@@ -96,6 +99,7 @@ impl Default for FakeCluster {
             default_limit: None,
             apiserver_endpoints: None,
             self_port: 0,
+            aggregated: Vec::new(),
         }
     }
 }
@@ -1208,6 +1212,20 @@ fn kubernetes_slices(st: &FakeCluster, req: &Request) -> Reply {
     )
 }
 
+fn status_body_with_continue(
+    code: u16,
+    reason: &str,
+    cont: &str,
+    message: &str,
+    details: Value,
+) -> Reply {
+    Reply::json(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {"continue": cont}, "status": "Failure",
+                "message": message, "reason": reason, "details": details, "code": code}),
+    )
+}
+
 fn status_body(code: u16, reason: &str, message: &str, details: Value) -> Reply {
     Reply::json(
         code,
@@ -1449,6 +1467,41 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
                 .collect()
         })
         .unwrap_or_default();
+    // Field selectors: only the labels the kind registers. kubernetes pkg/apis/core/v1/conversion.go
+    // and pkg/apis/batch/v1/conversion.go (AddFieldLabelConversionFunc per kind; everything else
+    // gets apimachinery's DefaultMetaV1FieldSelectorConversion: metadata.name/namespace); an
+    // unknown label is `400 BadRequest: field label not supported: <label>`.
+    let selectable: &[&str] = match (group, resource) {
+        ("", "secrets") => &["metadata.name", "metadata.namespace", "type"],
+        ("", "nodes") => &["metadata.name", "spec.unschedulable"],
+        ("", "pods") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "status.phase",
+        ],
+        ("", "events") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.name",
+            "reason",
+            "type",
+        ],
+        ("batch", "jobs") => &["metadata.name", "metadata.namespace", "status.successful"],
+        _ => &["metadata.name", "metadata.namespace"],
+    };
+    if let Some((bad, _)) = fields
+        .iter()
+        .find(|(k, _)| !selectable.contains(&k.as_str()))
+    {
+        return status_body(
+            400,
+            "BadRequest",
+            &format!("field label not supported: {bad}"),
+            json!({}),
+        );
+    }
     let matches = |o: &Value| {
         in_ns(o)
             && labels
@@ -1471,7 +1524,9 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         Some(c) => {
             if st.expire_continue > 0 {
                 st.expire_continue -= 1;
-                return status_body(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", json!({}));
+                // apiserver pkg/storage/etcd3/errors.go (interpretListError): the 410 Status
+                // carries a fresh continue token in metadata.continue (inconsistent remainder).
+                return status_body_with_continue(410, "Expired", &encode_continue(0), "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", json!({}));
             }
             match decode_continue(&pct_decode(c)) {
                 Some(s) => s,
@@ -1497,9 +1552,17 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         meta["continue"] = json!(encode_continue(end));
         meta["remainingItemCount"] = json!(remaining);
     }
-    let metadata_only = req
-        .header("accept")
-        .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+    let gv_key = format!("{group}/{version}");
+    let Some(metadata_only) =
+        negotiate_list(req.header("accept"), !st.aggregated.contains(&gv_key))
+    else {
+        return status_body(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            json!({}),
+        );
+    };
     let list_api = if group.is_empty() {
         version.to_string()
     } else {
@@ -1514,6 +1577,42 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         json!({"kind": format!("{kind}List"), "apiVersion": list_api, "metadata": meta, "items": page})
     };
     Reply::json(200, &body)
+}
+
+/// Content negotiation of a list (apiserver pkg/endpoints/handlers/negotiation/negotiate.go and
+/// pkg/endpoints/handlers/response.go transformObject: the `as`/`g`/`v` parameters must match
+/// exactly, in Accept order; a server without metadata support skips that range; nothing
+/// acceptable is 406). `Some(true)` = PartialObjectMetadataList, `Some(false)` = full objects.
+fn negotiate_list(accept: Option<&str>, metadata_supported: bool) -> Option<bool> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Some(false);
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let mt = parts.next().unwrap_or("").to_ascii_lowercase();
+        if !matches!(mt.as_str(), "application/json" | "application/*" | "*/*") {
+            continue;
+        }
+        let params: Vec<(String, String)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .filter(|(k, _)| k != "q")
+            .collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        match get("as") {
+            None if params.is_empty() => return Some(false),
+            Some("PartialObjectMetadataList")
+                if get("g") == Some("meta.k8s.io")
+                    && get("v") == Some("v1")
+                    && params.len() == 3
+                    && metadata_supported =>
+            {
+                return Some(true)
+            }
+            _ => continue,
+        }
+    }
+    None
 }
 
 fn not_found_path(_path: &str) -> Reply {
