@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # compat-gate: the live 2026-06 story against the test kit's fake Kubernetes API (loopback
 # HTTPS, test CA) and a real Pushgateway: 1.34.9 -> 1.35.6 blocked (ESO 0.12, kyverno 1.16),
 # the fixed cluster OK, then 1.35.6 -> 1.36.2 held (waiting/pinned + one actionable).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # nightly-report: three mornings from fixtures, each message shown as posted to the Slack
 # capture — held (grouped reasons from a live in-process gate run against the test kit's fake
 # Kubernetes API), upgraded (one worker NotReady), and the Pushgateway down (degraded ❓ post).
