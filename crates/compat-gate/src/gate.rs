@@ -1117,7 +1117,7 @@ pub fn apiserver_endpoints(slices: &[Value]) -> Result<Vec<(String, bool)>, Stri
 fn read_all_metrics(r: &mut Run<'_>, a: Minor, tm: Minor) -> Option<MetricsScan> {
     let table = &r.o.removed_apis;
     // A reader that cannot address instances (kubectl proxy): the one apiserver it reaches.
-    if r.k.endpoint("https://127.0.0.1:1").is_none() {
+    if !r.k.addresses_instances() {
         r.notices.push(
             "metrics read through the configured server only (it cannot address apiserver instances); other instances' deprecated-API gauges are unseen".to_string(),
         );

@@ -863,6 +863,10 @@ pub trait ClusterRead {
         let _ = server;
         None
     }
+    /// Whether [`ClusterRead::endpoint`] can give readers for apiserver instances.
+    fn addresses_instances(&self) -> bool {
+        false
+    }
 }
 
 /// Where the bearer token comes from, and so when it is fetched again.
@@ -1394,6 +1398,10 @@ impl ClusterRead for KubeClient {
 
     fn request_count(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    fn addresses_instances(&self) -> bool {
+        self.server.starts_with("https://")
     }
 
     fn endpoint(&self, server: &str) -> Option<Result<Box<dyn ClusterRead + Send>, KubeError>> {
