@@ -172,3 +172,47 @@ fn no_ready_endpoint_at_all_refuses() {
         o.stderr
     );
 }
+
+/// Issue 14 item 5 end to end: a kubeconfig whose user is an exec plugin (as EKS/GKE/OIDC
+/// helpers write them) runs the gate; a failing plugin is exit 3 naming it, output unseen.
+#[test]
+fn exec_plugin_kubeconfig_runs_the_gate() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::scenario("cluster-1.34.9-fixed.json");
+    let cred = json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                      "status": {"token": testkit::kube::TEST_TOKEN}});
+    let plugin = env.dir.path().join("get-token");
+    std::fs::write(
+        &plugin,
+        format!("#!/bin/sh\n[ \"$1\" = homelab ] || exit 7\ncat <<'J'\n{cred}\nJ\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kc = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    let (head, _) = kc.split_once("  user:\n").unwrap();
+    let exec = format!(
+        "{head}  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [homelab]\n      interactiveMode: Never\n",
+        plugin.display()
+    );
+    std::fs::write(&env.kubeconfig, &exec).unwrap();
+    let o = env.run(&["1.35.6"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, "OK: cluster is safe to upgrade to 1.35.6\n");
+    // The plugin fails: exit 3, one line naming it.
+    std::fs::write(
+        &env.kubeconfig,
+        exec.replace("args: [homelab]", "args: [other]"),
+    )
+    .unwrap();
+    let o = env.run(&["1.35.6"], &[]);
+    assert_eq!(o.code, 3, "{o:?}");
+    let last = o
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("ERROR: "))
+        .unwrap();
+    assert!(
+        last.contains("exec command") && last.contains("failed with exit code 7"),
+        "{last}"
+    );
+}
