@@ -14,6 +14,8 @@ command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # Deploy/monitoring/script checks (issue 16): promtool (Debian prometheus) and shellcheck.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# compat-gate: scripts/gen-removed-apis.sh (removed-API table generator, run by its test)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

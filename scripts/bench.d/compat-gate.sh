@@ -5,6 +5,8 @@
 #            5 MB /metrics                       -> wall <= 1 s, peak RSS <= 48 MiB
 #   stress:  50 nodes, 40 addons, 20 000 objects (pages of 500), 100 Helm releases of 200 KiB
 #            manifest each, 20 MB /metrics       -> wall <= 4 s, peak RSS <= 48 MiB
+#   ha:      stress with three apiservers (EndpointSlices of default/kubernetes), 20 MB /metrics
+#            each, read in parallel               -> wall <= 1.5 x stress, peak RSS <= 48 MiB
 # plus the stripped binary <= 6 MiB and requests growing with pages, never per object (the
 # gate logs its request count). Median of 3 runs. Writes target/bench/compat-gate.md.
 set -euo pipefail
@@ -16,21 +18,21 @@ command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y --no-install-re
 [ -x "$BIN/fake-kube" ] || cargo build --release --locked -p testkit --features tls --bin fake-kube >/dev/null 2>&1
 T=$(mktemp -d /tmp/compat-gate-bench.XXXXXX)
 PIDS=()
-# shellcheck disable=SC2015 # `A && B || true` is meant
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+cleanup() { for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done; rm -rf "$T"; }
 trap cleanup EXIT
 
-# gen NAME NODES ADDONS OBJECTS RELEASES MANIFEST_BYTES METRICS_BYTES
+# gen NAME NODES ADDONS OBJECTS RELEASES MANIFEST_BYTES METRICS_BYTES [EXTRA_APISERVERS]
 gen() {
   python3 - "$T" "$@" <<'PY'
 import json, sys, hashlib
-out, name, nodes, addons, objects, releases, mbytes, metrics = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+out, name, nodes, addons, objects, releases, mbytes, metrics = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:9])
+extra = int(sys.argv[9]) if len(sys.argv) > 9 else 0
 matrix = {"_containerd_min": {"1.32": ["1.7.24", "2.0.1", "2.1.0"]}}
 scen = {"git_version": "v1.31.9",
         "nodes": [{"name": "k8s-node%d" % i, "kubelet": "v1.31.9", "runtime": "containerd://2.1.5"} for i in range(1, nodes + 1)],
         "workloads": [], "applied": [], "helm_releases": [], "deprecated_metrics": [
             ["flowcontrol.apiserver.k8s.io", "v1beta3", "flowschemas", "1.32"]],
-        "metrics_padding_bytes": metrics}
+        "metrics_padding_bytes": metrics, "extra_apiservers": extra}
 for a in range(addons):
     n = "addon-%02d" % a
     matrix[n] = {"workload": "bench/deployment/%s" % n, "versions": {"1.0": "1.31", "1.2": "1.35"}}
@@ -90,10 +92,13 @@ run_scenario() {
 echo "generating scenarios" >&2
 gen homelab 7 6 2000 60 20000 5000000
 gen stress 50 40 20000 100 204800 20000000
+gen ha 50 40 20000 100 204800 20000000 2
 start_fake homelab
 start_fake stress
+start_fake ha
 run_scenario homelab; HW=$WALL; HR=$RSS; HQ=$REQS; HRC=$RC
 run_scenario stress; SW=$WALL; SR=$RSS; SQ=$REQS; SRC=$RC
+run_scenario ha; AW=$WALL; AR=$RSS; ARC=$RC
 # Request count per object: pages of 500 objects, 20 releases, 1 per addon + discovery/version/nodes.
 HEXP=$((2 + 1 + 6 + 1 + 2 + 2 * 2 + 3 + 1)); SEXP=$((2 + 1 + 40 + 1 + 2 + 2 * 20 + 5 + 1))
 cp "$BIN/compat-gate" "$T/stripped"; strip "$T/stripped" 2>/dev/null || true
@@ -112,8 +117,10 @@ mkdir -p target/bench
   echo "| stress wall (50 nodes, 40 addons, 20 000 objects, 100 x 200 KiB releases, 20 MB metrics) | <= 4 s | ${SW} s | $(python3 -c "print(round($SW/4.0,2))") of target, $(ok "$SW" 4) |"
   echo "| stress peak RSS | <= 48 MiB | $(python3 -c "print(round($SR/1024,1))") MiB | $(ok "$SR" 49152) |"
   echo "| stress requests | grow with pages | $SQ | ~$SEXP expected by pages (20 000 objects -> 40 pages) |"
+  echo "| ha wall (stress with 3 apiservers x 20 MB metrics, read in parallel) | <= 1.5 x stress (${SW} s) | ${AW} s | $(python3 -c "print(round($AW/$SW,2))") x stress, $(ok "$AW" "$(python3 -c "print($SW*1.5)")") |"
+  echo "| ha peak RSS | <= 48 MiB | $(python3 -c "print(round($AR/1024,1))") MiB | $(ok "$AR" 49152) |"
   echo "| stripped binary | <= 6 MiB | $(python3 -c "print(round($SIZE/1048576,2))") MiB | $(ok "$SIZE" 6291456) |"
-  echo "| verdicts | blocked (exit 2) | homelab exit $HRC, stress exit $SRC | $([ "$HRC" = 2 ] && [ "$SRC" = 2 ] && echo ok || echo WRONG) |"
+  echo "| verdicts | blocked (exit 2) | homelab exit $HRC, stress exit $SRC, ha exit $ARC | $([ "$HRC" = 2 ] && [ "$SRC" = 2 ] && [ "$ARC" = 2 ] && echo ok || echo WRONG) |"
 } >target/bench/compat-gate.md
 cat target/bench/compat-gate.md
-[ "$HRC" = 2 ] && [ "$SRC" = 2 ]
+[ "$HRC" = 2 ] && [ "$SRC" = 2 ] && [ "$ARC" = 2 ]

@@ -545,6 +545,9 @@ fn log_report(r: &Report, io: &mut Io<'_>) {
     for n in &r.notices {
         io.log(&format!("INFO: notice: {n}"));
     }
+    for d in &r.deprecated {
+        io.log(&format!("INFO: deprecated: {}", d.line()));
+    }
 }
 
 fn push_gauges(cfg: &Config, r: &Report, io: &mut Io<'_>) {

@@ -109,6 +109,7 @@ pub fn parse_target(s: &str) -> Result<KubeVersion, String> {
 const SRC_METRICS: &str = "apiserver requests";
 const SRC_ANNOT: &str = "last-applied annotation";
 const SRC_HELM: &str = "helm release";
+const SRC_MANAGED: &str = "managed fields";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 struct Finding {
@@ -128,6 +129,8 @@ struct Run<'a> {
     checks: Vec<CheckResult>,
     error: Option<String>,
     deadline_hit: bool,
+    deprecated: BTreeMap<String, std::collections::BTreeSet<String>>,
+    apiservers: Vec<ApiserverRead>,
 }
 
 impl Run<'_> {
@@ -214,6 +217,8 @@ pub fn evaluate(o: &GateOptions, k: &dyn ClusterRead) -> Report {
         checks: Vec::new(),
         error: None,
         deadline_hit: false,
+        deprecated: BTreeMap::new(),
+        apiservers: Vec::new(),
     };
     let t = o.target;
     let tm = Minor::of(&t);
@@ -370,6 +375,12 @@ pub fn evaluate(o: &GateOptions, k: &dyn ClusterRead) -> Report {
         warnings: r.warnings,
         checks: r.checks,
         error: r.error,
+        deprecated: r
+            .deprecated
+            .into_iter()
+            .map(|(k, ex)| DeprecatedApi::new(&k, ex.into_iter().collect()))
+            .collect(),
+        apiservers: r.apiservers,
         data: DataInfo {
             matrix_path: o.matrix.path.display().to_string(),
             matrix_sha256: o.matrix.sha256.clone(),
@@ -857,58 +868,9 @@ fn check_removed(r: &mut Run<'_>, a: Minor) {
     if !src.metrics {
         disabled.push("metrics");
     } else if r.in_time("removed_apis") {
-        let mut bad: Option<String> = None;
-        let mut local = Findings::default();
-        let mut local_early = Findings::default();
-        let res = r.k.get_lines("/metrics", &mut |line| {
-            if line.starts_with('#') || line.is_empty() {
-                return;
-            }
-            scanned.metric_series += 1;
-            match scan::deprecated_series(line) {
-                None => {}
-                Some(Err(e)) if bad.is_none() => bad = Some(e),
-                Some(Err(_)) => {}
-                Some(Ok(s)) => {
-                    let Some(rm) = Minor::parse(&s.removed_release) else {
-                        if bad.is_none() {
-                            bad = Some(format!("removed_release {:?}", s.removed_release));
-                        }
-                        return;
-                    };
-                    let Some(in_w) = window_class(rm, a, tm) else {
-                        return;
-                    };
-                    let known = table.removals.iter().find(|x| {
-                        x.group == s.group && x.version == s.version && x.resource == s.resource
-                    });
-                    let what = known.map_or(s.resource.clone(), |x| x.kind.clone());
-                    let repl = known.map_or("", |x| x.replacement.as_str());
-                    let ex = if s.subresource.is_empty() {
-                        s.resource.clone()
-                    } else {
-                        format!("{}/{}", s.resource, s.subresource)
-                    };
-                    let key = format!("{} {what}", gv(&s.group, &s.version));
-                    if in_w {
-                        local.add(key, SRC_METRICS, rm, repl, ex);
-                    } else {
-                        local_early.add(key, SRC_METRICS, rm, repl, ex);
-                    }
-                }
-            }
-        });
-        match res {
-            Err(e) => r.kube_err("removed_apis", e),
-            Ok(_) => {
-                if let Some(b) = bad {
-                    r.fail(format!(
-                        "GET /metrics: unparseable apiserver_requested_deprecated_apis series: {b}"
-                    ));
-                }
-                blockers.merge(local);
-                early.merge(local_early);
-            }
+        if let Some(m) = read_all_metrics(r, a, tm) {
+            scanned.metric_series += m.series;
+            m.into_findings(&mut blockers, &mut early, &mut r.deprecated);
         }
     }
 
@@ -978,6 +940,325 @@ fn check_removed(r: &mut Run<'_>, a: Minor) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 3.4.2 metrics from every apiserver instance
+
+/// What the deprecated-API gauge of one or more apiservers said. Series are sets, so the same
+/// series seen on three apiservers counts once.
+#[derive(Default)]
+struct MetricsScan {
+    series: u64,
+    deprecated_series: u64,
+    /// (key "gv What", in window?) → (removed_in, replacement, examples).
+    removed: BTreeMap<(String, bool), (Minor, String, std::collections::BTreeSet<String>)>,
+    /// "gv resource" → examples: deprecated with no removal release (CRD `deprecated: true`,
+    /// GA deprecations such as core v1 Endpoints since 1.33).
+    deprecated: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl MetricsScan {
+    fn merge(&mut self, o: MetricsScan) {
+        self.series += o.series;
+        self.deprecated_series += o.deprecated_series;
+        for (k, (rm, repl, ex)) in o.removed {
+            self.removed
+                .entry(k)
+                .or_insert_with(|| (rm, repl, Default::default()))
+                .2
+                .extend(ex);
+        }
+        for (k, ex) in o.deprecated {
+            self.deprecated.entry(k).or_default().extend(ex);
+        }
+    }
+
+    fn into_findings(
+        self,
+        blockers: &mut Findings,
+        early: &mut Findings,
+        deprecated: &mut BTreeMap<String, std::collections::BTreeSet<String>>,
+    ) {
+        for ((key, in_w), (rm, repl, ex)) in self.removed {
+            let f = if in_w { &mut *blockers } else { &mut *early };
+            for x in ex {
+                f.add(key.clone(), SRC_METRICS, rm, &repl, x);
+            }
+        }
+        for (k, ex) in self.deprecated {
+            deprecated.entry(k).or_default().extend(ex);
+        }
+    }
+}
+
+/// Why one apiserver's `/metrics` could not be used.
+enum MetricsFail {
+    Kube(KubeError),
+    Parse(String),
+}
+
+/// Stream one apiserver's `/metrics` and classify its `apiserver_requested_deprecated_apis`
+/// series against the window (minor(A), minor(T)].
+fn scan_metrics(
+    k: &dyn ClusterRead,
+    table: &RemovedApiTable,
+    a: Minor,
+    tm: Minor,
+) -> Result<MetricsScan, MetricsFail> {
+    let mut bad: Option<String> = None;
+    let mut m = MetricsScan::default();
+    let res = k.get_lines("/metrics", &mut |line| {
+        if line.starts_with('#') || line.is_empty() {
+            return;
+        }
+        m.series += 1;
+        let s = match scan::deprecated_series(line) {
+            None => return,
+            Some(Err(e)) => {
+                bad.get_or_insert(e);
+                return;
+            }
+            Some(Ok(s)) => s,
+        };
+        m.deprecated_series += 1;
+        let known = table
+            .removals
+            .iter()
+            .find(|x| x.group == s.group && x.version == s.version && x.resource == s.resource);
+        let ex = if s.subresource.is_empty() {
+            s.resource.clone()
+        } else {
+            format!("{}/{}", s.resource, s.subresource)
+        };
+        // apiextensions-apiserver pkg/apiserver/customresource_handler.go and apiserver
+        // pkg/endpoints/deprecation/deprecation.go (kubernetes v1.35): "" = deprecated, no
+        // removal scheduled. Only the removed-API table can still say it goes away.
+        let rm = if s.removed_release.is_empty() {
+            match known {
+                Some(x) => x.removed_in,
+                None => {
+                    m.deprecated
+                        .entry(format!("{} {}", gv(&s.group, &s.version), s.resource))
+                        .or_default()
+                        .insert(ex);
+                    return;
+                }
+            }
+        } else {
+            match Minor::parse(&s.removed_release) {
+                Some(rm) => rm,
+                None => {
+                    bad.get_or_insert(format!("removed_release {:?}", s.removed_release));
+                    return;
+                }
+            }
+        };
+        let Some(in_w) = window_class(rm, a, tm) else {
+            return;
+        };
+        let what = known.map_or(s.resource.clone(), |x| x.kind.clone());
+        let repl = known.map_or("", |x| x.replacement.as_str());
+        m.removed
+            .entry((format!("{} {what}", gv(&s.group, &s.version)), in_w))
+            .or_insert_with(|| (rm, repl.to_string(), Default::default()))
+            .2
+            .insert(ex);
+    });
+    match (res, bad) {
+        (Err(e), _) => Err(MetricsFail::Kube(e)),
+        (Ok(_), Some(b)) => Err(MetricsFail::Parse(format!(
+            "unparseable apiserver_requested_deprecated_apis series: {b}"
+        ))),
+        (Ok(_), None) => Ok(m),
+    }
+}
+
+/// The apiserver instances behind `default/kubernetes`: (`https://addr:port`, ready).
+/// `discovery/v1` EndpointConditions (k8s.io/api discovery/v1/types.go, v0.36.3): a nil
+/// `ready` means ready.
+pub fn apiserver_endpoints(slices: &[Value]) -> Result<Vec<(String, bool)>, String> {
+    let mut out = Vec::new();
+    for sl in slices {
+        let name = sl["metadata"]["name"].as_str().unwrap_or("?");
+        let ports = sl["ports"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let port = ports
+            .iter()
+            .find(|p| p["name"].as_str() == Some("https"))
+            .or_else(|| ports.first())
+            .and_then(|p| p["port"].as_u64())
+            .ok_or_else(|| format!("EndpointSlice default/{name} has no port"))?;
+        let v6 = sl["addressType"].as_str() == Some("IPv6");
+        for ep in sl["endpoints"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+            let ready = ep["conditions"]["ready"].as_bool() != Some(false);
+            for addr in ep["addresses"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                let Some(addr) = addr.as_str() else { continue };
+                if addr.parse::<std::net::IpAddr>().is_err() {
+                    return Err(format!(
+                        "EndpointSlice default/{name}: address {:?} is not an IP",
+                        crate::report::escape_text(addr)
+                    ));
+                }
+                let url = if v6 || addr.contains(':') {
+                    format!("https://[{addr}]:{port}")
+                } else {
+                    format!("https://{addr}:{port}")
+                };
+                if !out.iter().any(|(u, _)| u == &url) {
+                    out.push((url, ready));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// §3.4.2 with HA control planes: every apiserver keeps its own gauge (KEP-1693), so every
+/// ready instance listed in the EndpointSlices of `default/kubernetes` is read, in parallel.
+/// `None` when the run already failed (the reason is recorded).
+fn read_all_metrics(r: &mut Run<'_>, a: Minor, tm: Minor) -> Option<MetricsScan> {
+    let table = &r.o.removed_apis;
+    // A reader that cannot address instances (kubectl proxy): the one apiserver it reaches.
+    if !r.k.addresses_instances() {
+        r.notices.push(
+            "metrics read through the configured server only (it cannot address apiserver instances); other instances' deprecated-API gauges are unseen".to_string(),
+        );
+        return match scan_metrics(r.k, table, a, tm) {
+            Ok(m) => {
+                r.apiservers.push(read_row("configured server", &m));
+                Some(m)
+            }
+            Err(MetricsFail::Kube(e)) => {
+                r.kube_err("removed_apis", e);
+                None
+            }
+            Err(MetricsFail::Parse(p)) => {
+                r.fail(format!("GET /metrics: {p}"));
+                None
+            }
+        };
+    }
+    let mut slices = Vec::new();
+    let res = r.k.list(
+        SLICES_PATH,
+        &ListParams {
+            limit: Some(500),
+            label_selector: Some("kubernetes.io/service-name=kubernetes".into()),
+            ..ListParams::default()
+        },
+        &mut |p: Page| {
+            if p.restarted {
+                slices.clear();
+            }
+            slices.extend(p.items);
+            Ok(())
+        },
+    );
+    if let Err(e) = res {
+        r.kube_err("removed_apis", e);
+        return None;
+    }
+    let eps = match apiserver_endpoints(&slices) {
+        Ok(e) => e,
+        Err(e) => {
+            r.fail(format!("GET {SLICES_PATH}: {e}"));
+            return None;
+        }
+    };
+    for (url, _) in eps.iter().filter(|(_, ready)| !ready) {
+        r.notices.push(format!(
+            "apiserver endpoint {} is not ready in the EndpointSlice: its deprecated-API gauge was skipped",
+            url.trim_start_matches("https://")
+        ));
+        r.apiservers.push(ApiserverRead {
+            endpoint: url.trim_start_matches("https://").to_string(),
+            status: "not-ready",
+            series: 0,
+            deprecated_series: 0,
+        });
+    }
+    let ready: Vec<&String> = eps.iter().filter(|(_, ok)| *ok).map(|(u, _)| u).collect();
+    if ready.is_empty() {
+        r.fail(format!(
+            "GET {SLICES_PATH}: no ready apiserver endpoint in the EndpointSlices of default/kubernetes; cannot read any deprecated-API gauge"
+        ));
+        return None;
+    }
+    let mut clients = Vec::new();
+    for u in &ready {
+        match r.k.endpoint(u) {
+            Some(Ok(c)) => clients.push((u.trim_start_matches("https://").to_string(), c)),
+            Some(Err(e)) => {
+                r.fail(format!("apiserver endpoint {u}: {e}"));
+                return None;
+            }
+            None => return None,
+        }
+    }
+    let results: Vec<(String, Result<MetricsScan, MetricsFail>)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .map(|(ep, c)| sc.spawn(move || (ep, scan_metrics(c.as_ref(), table, a, tm))))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    if results.len() != ready.len() {
+        r.fail("a metrics reader thread panicked".into());
+        return None;
+    }
+    let mut all = MetricsScan::default();
+    let mut failed = false;
+    for (ep, res) in results {
+        match res {
+            Ok(m) => {
+                r.apiservers.push(read_row(&ep, &m));
+                all.merge(m);
+            }
+            Err(f) => {
+                failed = true;
+                r.apiservers.push(ApiserverRead {
+                    endpoint: ep.clone(),
+                    status: "error",
+                    series: 0,
+                    deprecated_series: 0,
+                });
+                match f {
+                    MetricsFail::Kube(KubeError::Deadline { .. }) => r.kube_err(
+                        "removed_apis",
+                        KubeError::Deadline {
+                            path: "/metrics".into(),
+                        },
+                    ),
+                    MetricsFail::Kube(e) => r.fail(format!(
+                        "apiserver endpoint {ep}: {e} (metrics source incomplete)"
+                    )),
+                    MetricsFail::Parse(p) => {
+                        r.fail(format!("apiserver endpoint {ep}: GET /metrics: {p}"))
+                    }
+                }
+            }
+        }
+    }
+    // JSON rows in EndpointSlice order.
+    r.apiservers.sort_by_key(|row| {
+        eps.iter()
+            .position(|(u, _)| u.trim_start_matches("https://") == row.endpoint)
+    });
+    (!failed).then_some(all)
+}
+
+fn read_row(endpoint: &str, m: &MetricsScan) -> ApiserverRead {
+    ApiserverRead {
+        endpoint: endpoint.to_string(),
+        status: "read",
+        series: m.series,
+        deprecated_series: m.deprecated_series,
+    }
+}
+
+const SLICES_PATH: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
+
+/// (group, version, resource).
+type Gvr = (String, String, String);
+
 #[allow(clippy::too_many_arguments)]
 fn scan_annotations(
     r: &mut Run<'_>,
@@ -988,18 +1269,14 @@ fn scan_annotations(
     early: &mut Findings,
     scanned: &mut Scanned,
 ) {
-    // Replacement resources to list: (group, version, resource) → entries.
-    let mut wanted: BTreeMap<(String, String, String), Vec<&Removal>> = BTreeMap::new();
+    // Resources to list: (group, resource) → the in-window entries about them.
+    let mut wanted: BTreeMap<(String, String), Vec<&Removal>> = BTreeMap::new();
     for x in relevant {
         if x.replacement.is_empty() {
             continue;
         }
-        let (g, v) = match x.replacement.rsplit_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), x.replacement.clone()),
-        };
         wanted
-            .entry((g, v, x.resource.clone()))
+            .entry((x.group.clone(), x.resource.clone()))
             .or_default()
             .push(x);
     }
@@ -1014,63 +1291,130 @@ fn scan_annotations(
     let Some(glist) = groups["groups"].as_array() else {
         return r.fail("GET /apis: not an APIGroupList (no groups)".into());
     };
-    let served_gv = |g: &str, v: &str| -> bool {
+    // Served versions of a group, preferred version first (core: v1).
+    let served_versions = |g: &str| -> Vec<String> {
         if g.is_empty() {
-            return v == "v1";
+            return vec!["v1".to_string()];
         }
-        glist.iter().any(|grp| {
-            grp["name"].as_str() == Some(g)
-                && grp["versions"]
-                    .as_array()
-                    .is_some_and(|vs| vs.iter().any(|x| x["version"].as_str() == Some(v)))
-        })
+        let Some(grp) = glist.iter().find(|grp| grp["name"].as_str() == Some(g)) else {
+            return Vec::new();
+        };
+        let mut vs: Vec<String> = grp["versions"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .filter_map(|x| x["version"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = grp["preferredVersion"]["version"].as_str() {
+            if let Some(i) = vs.iter().position(|v| v == p) {
+                let pv = vs.remove(i);
+                vs.insert(0, pv);
+            }
+        }
+        vs
     };
     let mut resources: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for (g, v, _) in wanted.keys() {
-        if resources.contains_key(&(g.clone(), v.clone())) || !served_gv(g, v) {
-            continue;
-        }
-        if !r.in_time("removed_apis") {
-            return;
-        }
-        let path = if g.is_empty() {
-            format!("/api/{v}")
-        } else {
-            format!("/apis/{g}/{v}")
-        };
-        match r.k.get_json(&path) {
-            Ok(doc) => {
-                let names = doc["resources"]
-                    .as_array()
-                    .map(|rs| {
-                        rs.iter()
-                            .filter(|x| {
-                                // create-only kinds (TokenReview, …) cannot be listed.
-                                x["verbs"]
-                                    .as_array()
-                                    .is_none_or(|vs| vs.iter().any(|v| v.as_str() == Some("list")))
+    // 8b: list through a version the cluster serves — the replacement when served, else any
+    // other served version of the group — never through a removed one (that request would
+    // itself show in `metrics`). When only a removed version serves the resource, objects may
+    // exist that this source cannot see: the source is incomplete (refuse on doubt).
+    let mut chosen: Vec<(Gvr, Vec<&Removal>)> = Vec::new();
+    for ((g, res), entries) in &wanted {
+        let removed: Vec<&str> = entries.iter().map(|x| x.version.as_str()).collect();
+        let served = served_versions(g);
+        let mut order: Vec<String> = entries
+            .iter()
+            .filter_map(|x| x.replacement.rsplit_once('/').map(|(_, v)| v.to_string()))
+            .chain(
+                entries
+                    .iter()
+                    .filter(|x| !x.replacement.contains('/'))
+                    .map(|x| x.replacement.clone()),
+            )
+            .filter(|v| served.contains(v))
+            .collect();
+        order.extend(served.iter().cloned());
+        order.retain(|v| !removed.contains(&v.as_str()));
+        order.dedup();
+        let mut pick = None;
+        for v in order {
+            #[allow(clippy::map_entry)] // the value needs `r` (a request) in between
+            if !resources.contains_key(&(g.clone(), v.clone())) {
+                if !r.in_time("removed_apis") {
+                    return;
+                }
+                let path = if g.is_empty() {
+                    format!("/api/{v}")
+                } else {
+                    format!("/apis/{g}/{v}")
+                };
+                match r.k.get_json(&path) {
+                    Ok(doc) => {
+                        let names = doc["resources"]
+                            .as_array()
+                            .map(|rs| {
+                                rs.iter()
+                                    .filter(|x| {
+                                        // create-only kinds (TokenReview, …) cannot be listed.
+                                        x["verbs"].as_array().is_none_or(|vs| {
+                                            vs.iter().any(|v| v.as_str() == Some("list"))
+                                        })
+                                    })
+                                    .filter_map(|x| x["name"].as_str())
+                                    .filter(|n| !n.contains('/'))
+                                    .map(str::to_string)
+                                    .collect()
                             })
-                            .filter_map(|x| x["name"].as_str())
-                            .filter(|n| !n.contains('/'))
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                resources.insert((g.clone(), v.clone()), names);
+                            .unwrap_or_default();
+                        resources.insert((g.clone(), v.clone()), names);
+                    }
+                    Err(e) if e.is_not_found() => {
+                        resources.insert((g.clone(), v.clone()), Vec::new());
+                    }
+                    Err(e) => return r.kube_err("removed_apis", e),
+                }
             }
-            Err(e) if e.is_not_found() => {
-                resources.insert((g.clone(), v.clone()), Vec::new());
+            if resources[&(g.clone(), v.clone())].contains(res) {
+                pick = Some(v);
+                break;
             }
-            Err(e) => return r.kube_err("removed_apis", e),
+        }
+        // Does a removed version (still) serve it? Discovery only: no list through it.
+        let mut via_removed = false;
+        if pick.is_none() {
+            for v in removed.iter().filter(|v| served.iter().any(|s| s == *v)) {
+                let path = if g.is_empty() {
+                    format!("/api/{v}")
+                } else {
+                    format!("/apis/{g}/{v}")
+                };
+                match r.k.get_json(&path) {
+                    Ok(doc) => {
+                        via_removed |= doc["resources"].as_array().is_some_and(|rs| {
+                            rs.iter().any(|x| x["name"].as_str() == Some(res.as_str()))
+                        })
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return r.kube_err("removed_apis", e),
+                }
+            }
+        }
+        match pick {
+            Some(v) => chosen.push(((g.clone(), v, res.clone()), entries.clone())),
+            None if via_removed => {
+                return r.fail(format!(
+                    "annotations source incomplete: {} is served only through removed version(s) {}; list it by hand or disable the source (COMPAT_API_SOURCES)",
+                    gv(g, res),
+                    removed.join(",")
+                ));
+            }
+            // No served version has it: nothing of that kind can be stored.
+            None => {}
         }
     }
-    for ((g, v, res), entries) in &wanted {
-        let served = resources
-            .get(&(g.clone(), v.clone()))
-            .is_some_and(|rs| rs.contains(res));
-        if !served {
-            continue;
-        }
+    for ((g, v, res), entries) in &chosen {
         if !r.in_time("removed_apis") {
             return;
         }
@@ -1099,13 +1443,44 @@ fn scan_annotations(
                 }
                 for it in &p.items {
                     count += 1;
-                    let Some(la) = it["metadata"]["annotations"][LAST_APPLIED].as_str() else {
-                        continue;
-                    };
                     let name = it["metadata"]["name"].as_str().unwrap_or("?");
                     let subj = match it["metadata"]["namespace"].as_str() {
                         Some(ns) => format!("{ns}/{name}"),
                         None => name.to_string(),
+                    };
+                    // Item 7: server-side apply (Flux, Argo CD SSA, kubectl --server-side)
+                    // leaves no last-applied annotation, but each manager's entry in
+                    // metadata.managedFields records the apiVersion it used
+                    // (k8s.io/apimachinery pkg/apis/meta/v1/types.go ManagedFieldsEntry).
+                    for m in it["metadata"]["managedFields"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let Some(api) = m["apiVersion"].as_str() else {
+                            continue;
+                        };
+                        for x in entries.iter().filter(|x| x.group_version() == api) {
+                            let key = format!("{api} {}", x.kind);
+                            let who = escape_text(m["manager"].as_str().unwrap_or("?"));
+                            let ex = format!("{subj} (manager {who})");
+                            match window_class(x.removed_in, a, tm) {
+                                Some(true) => {
+                                    local.add(key, SRC_MANAGED, x.removed_in, &x.replacement, ex)
+                                }
+                                Some(false) => local_early.add(
+                                    key,
+                                    SRC_MANAGED,
+                                    x.removed_in,
+                                    &x.replacement,
+                                    ex,
+                                ),
+                                None => {}
+                            }
+                        }
+                    }
+                    let Some(la) = it["metadata"]["annotations"][LAST_APPLIED].as_str() else {
+                        continue;
                     };
                     match scan::last_applied(la) {
                         Err(why) => warns.push(format!(
@@ -1160,18 +1535,50 @@ fn scan_helm(
     early: &mut Findings,
     scanned: &mut Scanned,
 ) {
+    // Helm's two Kubernetes storage drivers (helm/helm v3.21.4 pkg/storage/driver/secrets.go,
+    // cfgmaps.go): both label owner=helm,status=…; only Secrets have a type to select on.
+    scan_helm_driver(r, a, tm, blockers, early, scanned, HelmDriver::Secrets);
+    if r.in_time("removed_apis") {
+        scan_helm_driver(r, a, tm, blockers, early, scanned, HelmDriver::ConfigMaps);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HelmDriver {
+    Secrets,
+    ConfigMaps,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_helm_driver(
+    r: &mut Run<'_>,
+    a: Minor,
+    tm: Minor,
+    blockers: &mut Findings,
+    early: &mut Findings,
+    scanned: &mut Scanned,
+    driver: HelmDriver,
+) {
     let table = &r.o.removed_apis;
     let mut local = Findings::default();
     let mut local_early = Findings::default();
     let mut undecodable: Vec<Blocker> = Vec::new();
     let mut stuck: Vec<String> = Vec::new();
     let mut count = 0u64;
+    let (path, field_selector, what) = match driver {
+        HelmDriver::Secrets => (
+            "/api/v1/secrets",
+            Some("type=helm.sh/release.v1".to_string()),
+            "Secret",
+        ),
+        HelmDriver::ConfigMaps => ("/api/v1/configmaps", None, "ConfigMap"),
+    };
     let res = r.k.list(
-        "/api/v1/secrets",
+        path,
         &ListParams {
             limit: Some(20),
             label_selector: Some("owner=helm,status=deployed".into()),
-            field_selector: Some("type=helm.sh/release.v1".into()),
+            field_selector,
             metadata_only: false,
         },
         &mut |p: Page| {
@@ -1190,7 +1597,11 @@ fn scan_helm(
                     .or_else(|| s["metadata"]["name"].as_str())
                     .unwrap_or("?")
                     .to_string();
-                let rel = match scan::decode_release(&s) {
+                let decoded = match driver {
+                    HelmDriver::Secrets => scan::decode_release(&s),
+                    HelmDriver::ConfigMaps => scan::decode_release_configmap(&s),
+                };
+                let rel = match decoded {
                     Ok(rel) => rel,
                     Err(why) => {
                         undecodable.push(
@@ -1199,7 +1610,7 @@ fn scan_helm(
                                 format!("helm release {ns}/{name}"),
                                 &format!("helm release {ns}/{name}: cannot decode ({why})"),
                             )
-                            .remediation("inspect the release Secret by hand"),
+                            .remediation(format!("inspect the release {what} by hand")),
                         );
                         continue;
                     }

@@ -236,6 +236,70 @@ pub struct DataInfo {
     pub table_covers_through: String,
 }
 
+/// An API the apiserver reports deprecated with no removal release (`removed_release=""`: a
+/// CRD version marked `deprecated: true`, or a GA deprecation such as core `v1` Endpoints since
+/// 1.33) that is still requested. Informational: it never changes the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeprecatedApi {
+    /// `group/version resource`.
+    pub subject: String,
+    /// Requested resources/subresources (at most 5, sorted).
+    pub examples: Vec<String>,
+    pub count: usize,
+}
+
+impl DeprecatedApi {
+    pub fn new(subject: &str, all: Vec<String>) -> DeprecatedApi {
+        DeprecatedApi {
+            subject: subject.to_string(),
+            count: all.len(),
+            examples: all.into_iter().take(5).collect(),
+        }
+    }
+    /// The human line (stderr, `INFO: deprecated: …`); outside-controlled names are escaped.
+    pub fn line(&self) -> String {
+        let mut ex = self
+            .examples
+            .iter()
+            .map(|e| escape_text(e))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.count > self.examples.len() {
+            ex.push_str(", \u{2026}");
+        }
+        format!(
+            "deprecated API {} (no removal release scheduled) still requested via apiserver requests (e.g. {ex}); plan the migration before a release removes it",
+            escape_text(&self.subject)
+        )
+    }
+}
+
+/// What one apiserver instance's `/metrics` gave (JSON `apiservers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiserverRead {
+    /// `addr:port` from the EndpointSlice (or `configured server`).
+    pub endpoint: String,
+    /// `read`, `not-ready` (skipped) or `error`.
+    pub status: &'static str,
+    pub series: u64,
+    /// `apiserver_requested_deprecated_apis` series seen there.
+    pub deprecated_series: u64,
+}
+
+/// Control characters and non-ASCII in outside-controlled text (metric labels, names) as
+/// `\u{..}` escapes, so it can never forge a line of its own.
+pub fn escape_text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect()
+}
+
 /// The result of [`crate::evaluate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
@@ -251,6 +315,10 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     /// The exit-3 reason (`verdict == Error`).
     pub error: Option<String>,
+    /// Deprecated-without-removal APIs still requested (never a blocker).
+    pub deprecated: Vec<DeprecatedApi>,
+    /// Per-apiserver metrics reads (HA control planes).
+    pub apiservers: Vec<ApiserverRead>,
     pub data: DataInfo,
     /// RFC 3339 time the report was made.
     pub generated_at: String,
@@ -365,6 +433,13 @@ impl Report {
                         "nodes": nodes},
             "blockers": self.blockers.iter().map(Blocker::to_json).collect::<Vec<_>>(),
             "notices": self.notices,
+            "deprecated": self.deprecated.iter().map(|d| json!({
+                "subject": d.subject, "count": d.count, "examples": d.examples, "line": d.line()
+            })).collect::<Vec<_>>(),
+            "apiservers": self.apiservers.iter().map(|a| json!({
+                "endpoint": a.endpoint, "status": a.status, "series": a.series,
+                "deprecated_series": a.deprecated_series
+            })).collect::<Vec<_>>(),
             "checks": checks,
             "matrix": {"path": opt(&self.data.matrix_path), "sha256": opt(&self.data.matrix_sha256)},
             "removed_api_table": {"origin": opt(&self.data.table_origin), "checked": opt(&self.data.table_checked),
@@ -443,6 +518,8 @@ mod tests {
             warnings: vec![],
             checks: vec![],
             error: error.map(str::to_string),
+            deprecated: vec![],
+            apiservers: vec![],
             data: DataInfo::default(),
             generated_at: now_rfc3339(),
         }

@@ -35,6 +35,19 @@ pub fn decode_release(secret: &Value) -> Result<HelmRelease, String> {
     let helm = b64
         .decode(data.trim())
         .map_err(|e| format!("data.release is not base64: {e}"))?;
+    decode_payload(secret, helm)
+}
+
+/// Decode `data.release` of a Helm ConfigMap (helm/helm v3.21.4 pkg/storage/driver/cfgmaps.go:
+/// `Data: {"release": encodeRelease(rls)}`): one base64 layer fewer than a Secret.
+pub fn decode_release_configmap(cm: &Value) -> Result<HelmRelease, String> {
+    let data = cm["data"]["release"].as_str().ok_or("no data.release")?;
+    decode_payload(cm, data.as_bytes().to_vec())
+}
+
+/// Helm's own encoding (base64 → gunzip when `1f 8b` → JSON), `obj` for fallbacks.
+fn decode_payload(secret: &Value, helm: Vec<u8>) -> Result<HelmRelease, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
     let helm: Vec<u8> = helm
         .into_iter()
         .filter(|b| !b.is_ascii_whitespace())

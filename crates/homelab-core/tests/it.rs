@@ -2,6 +2,7 @@
 
 mod it {
     pub mod fsx;
+    pub mod http;
     pub mod props;
     pub mod pushgateway;
     pub mod slack;

@@ -63,16 +63,29 @@ fn cond<'a>(j: &'a Job, t: &str) -> Option<&'a JobCondition> {
         .find(|c| c.type_ == t && c.status == "True")
 }
 
-/// §3.3: Failed > Complete > Suspended > Running (active > 0) > Pending.
+/// The terminal-failure condition: `Failed`, or on 1.31+ `FailureTarget`, which the Job
+/// controller sets first and keeps while it terminates the pods (kubernetes
+/// pkg/controller/job/job_controller.go, kubernetes#123775; issue 14 item 10).
+fn failed_cond(j: &Job) -> Option<&JobCondition> {
+    cond(j, "Failed").or_else(|| cond(j, "FailureTarget"))
+}
+
+/// Likewise `Complete`, preceded on 1.31+ by `SuccessCriteriaMet`.
+fn complete_cond(j: &Job) -> Option<&JobCondition> {
+    cond(j, "Complete").or_else(|| cond(j, "SuccessCriteriaMet"))
+}
+
+/// §3.3: Failed (or FailureTarget) > Complete (or SuccessCriteriaMet) > Suspended > Running
+/// (active > 0) > Pending.
 pub fn job_state(j: &Job) -> JobState {
-    if let Some(c) = cond(j, "Failed") {
+    if let Some(c) = failed_cond(j) {
         let reason = if c.reason.is_empty() {
             "unknown".to_string()
         } else {
             c.reason.clone()
         };
         JobState::Failed(reason)
-    } else if cond(j, "Complete").is_some() {
+    } else if complete_cond(j).is_some() {
         JobState::Complete
     } else if cond(j, "Suspended").is_some() {
         JobState::Suspended
@@ -88,10 +101,12 @@ impl Job {
     pub fn started(&self) -> Option<i64> {
         self.start.or(self.created)
     }
-    /// `completionTime`, else the `Failed` condition's `lastTransitionTime`.
+    /// `completionTime`, else the `Failed`/`FailureTarget` (or, before `completionTime` is
+    /// written, `SuccessCriteriaMet`) condition's `lastTransitionTime`.
     pub fn end(&self) -> Option<i64> {
         self.completion
-            .or_else(|| cond(self, "Failed").and_then(|c| c.last_transition))
+            .or_else(|| failed_cond(self).and_then(|c| c.last_transition))
+            .or_else(|| complete_cond(self).and_then(|c| c.last_transition))
     }
 }
 
@@ -758,11 +773,15 @@ pub(crate) mod tests {
             job_state(&mk(vec![c("Suspended", "True")], 1)),
             JobState::Suspended
         );
+        // 1.31+: the interim conditions already decide, while pods still terminate.
+        let ft = mk(vec![c("FailureTarget", "True")], 1);
+        assert_eq!(job_state(&ft), JobState::Failed("R".into()));
+        assert_eq!(ft.end(), Some(5));
+        let sc = mk(vec![c("SuccessCriteriaMet", "True")], 1);
+        assert_eq!(job_state(&sc), JobState::Complete);
+        assert_eq!(sc.end(), Some(5));
         assert_eq!(
-            job_state(&mk(
-                vec![c("FailureTarget", "True"), c("SuccessCriteriaMet", "True")],
-                1
-            )),
+            job_state(&mk(vec![c("FailureTarget", "False")], 1)),
             JobState::Running
         );
         assert_eq!(

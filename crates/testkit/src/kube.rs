@@ -68,6 +68,23 @@ pub struct FakeCluster {
     pub expire_continue: u32,
     /// Page size used when a list sends no `limit` (real servers: unlimited = `None`).
     pub default_limit: Option<usize>,
+    /// The apiserver instances the EndpointSlices of `default/kubernetes` list; `None` = this
+    /// server alone (a single control-plane node).
+    pub apiserver_endpoints: Option<Vec<ApiserverEndpoint>>,
+    /// This server's port (set by [`FakeKube::start`]).
+    pub self_port: u16,
+    /// `group/version`s served by an aggregated apiserver that cannot answer
+    /// `PartialObjectMetadataList` (a metadata-only `Accept` without fallback gets 406).
+    pub aggregated: Vec<String>,
+}
+
+/// One endpoint of the `kubernetes` Service's EndpointSlice.
+#[derive(Debug, Clone)]
+pub struct ApiserverEndpoint {
+    pub address: String,
+    pub port: u16,
+    /// `conditions.ready`; `None` = absent (which discovery/v1 defines as ready).
+    pub ready: Option<bool>,
 }
 
 impl Default for FakeCluster {
@@ -80,6 +97,9 @@ impl Default for FakeCluster {
             faults: Vec::new(),
             expire_continue: 0,
             default_limit: None,
+            apiserver_endpoints: None,
+            self_port: 0,
+            aggregated: Vec::new(),
         }
     }
 }
@@ -509,6 +529,36 @@ pub fn applied_object(
     json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {}})
 }
 
+/// Add a `metadata.managedFields` entry as server-side apply writes it (k8s.io/apimachinery
+/// pkg/apis/meta/v1/types.go ManagedFieldsEntry, v0.34: manager, operation, apiVersion, time,
+/// fieldsType, fieldsV1). Metadata-only lists carry these too (PartialObjectMetadata).
+pub fn add_managed_field(obj: &mut Value, manager: &str, api_version: &str) {
+    let entry = json!({"manager": manager, "operation": "Apply", "apiVersion": api_version,
+                       "time": "2026-06-20T10:00:00Z", "fieldsType": "FieldsV1",
+                       "fieldsV1": {"f:spec": {".": {}}}});
+    match obj["metadata"]["managedFields"].as_array_mut() {
+        Some(a) => a.push(entry),
+        None => obj["metadata"]["managedFields"] = json!([entry]),
+    }
+}
+
+/// The Helm ConfigMap storage driver's object for a release (helm/helm v3.21.4 = 813176c
+/// pkg/storage/driver/cfgmaps.go `newConfigMapsObject`: name `sh.helm.release.v1.<n>.v<rev>`,
+/// labels name/owner=helm/status/version, `data.release` = the encoded release as a string —
+/// one base64 layer fewer than a Secret, whose `data` is base64 again).
+pub fn helm_configmap_from_secret(secret: &Value) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let inner = secret["data"]["release"]
+        .as_str()
+        .and_then(|d| b64.decode(d).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut meta = secret["metadata"].clone();
+    meta["uid"] = json!(format!("cm-{}", meta["uid"].as_str().unwrap_or("")));
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+           "data": {"release": inner}})
+}
+
 /// A Helm v3 release Secret (`sh.helm.release.v1.<name>.v<rev>`): the release JSON, gzipped
 /// (when `gzip`), base64 (Helm), then base64 again (the Secret's `data`).
 pub fn helm_release_secret(
@@ -669,13 +719,22 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
                 } else {
                     format!("{name}-{i}")
                 };
-                applied_object(
+                let mut o = applied_object(
                     &api,
                     &kind,
                     a["namespace"].as_str(),
                     &n,
                     a["last_applied"].as_str(),
-                )
+                );
+                // "managed": [["manager", "apiVersion"], …]: server-side-apply entries.
+                for m in a["managed"].as_array().into_iter().flatten() {
+                    add_managed_field(
+                        &mut o,
+                        m[0].as_str().unwrap_or("kubectl"),
+                        m[1].as_str().unwrap_or(""),
+                    );
+                }
+                o
             })
             .collect();
         c.add(&key, objs);
@@ -716,7 +775,11 @@ pub fn cluster_from_scenario(doc: &Value) -> Result<FakeCluster, String> {
                 h["gzip"].as_bool().unwrap_or(true),
             )
         };
-        c.add("/v1/secrets", [secret]);
+        if h["driver"].as_str() == Some("configmap") {
+            c.add("/v1/configmaps", [helm_configmap_from_secret(&secret)]);
+        } else {
+            c.add("/v1/secrets", [secret]);
+        }
     }
     let dep: Vec<(String, String, String, String)> = doc["deprecated_metrics"]
         .as_array()
@@ -833,6 +896,12 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn generate() -> TestPki {
+        Self::generate_with_sans(&["127.0.0.1", "localhost", "::1"])
+    }
+
+    /// As [`TestPki::generate`] with a server certificate for exactly `sans` (a cluster whose
+    /// certificate does not name the address clients dial: kubeconfig `tls-server-name`).
+    pub fn generate_with_sans(sans: &[&str]) -> TestPki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -842,12 +911,8 @@ impl TestPki {
             .push(DnType::CommonName, "kubernetes");
         let ca = ca_params.self_signed(&ca_key).expect("ca cert");
         let srv_key = KeyPair::generate().expect("server key");
-        let mut sp = CertificateParams::new(vec![
-            "127.0.0.1".to_string(),
-            "localhost".to_string(),
-            "::1".to_string(),
-        ])
-        .expect("server params");
+        let mut sp = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("server params");
         sp.distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
         let srv = sp.signed_by(&srv_key, &ca, &ca_key).expect("server cert");
@@ -870,7 +935,32 @@ impl TestPki {
         }
     }
 
-    fn server_config(&self, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
+    /// A server configuration that completes a handshake only when the client sends `sni` as
+    /// server name (like a TLS-routing load balancer in front of several apiservers).
+    pub fn server_config_requiring_sni(&self, sni: &str) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                self.server_key_der.clone(),
+            )))
+            .expect("server key");
+        let certified = rustls::sign::CertifiedKey::new(
+            vec![CertificateDer::from(self.server_cert_der.clone())],
+            key,
+        );
+        let mut resolver = rustls::server::ResolvesServerCertUsingSni::new();
+        resolver.add(sni, certified).expect("sni name matches cert");
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
+        Arc::new(cfg)
+    }
+
+    pub fn server_config(&self, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -916,6 +1006,8 @@ pub struct FakeKube {
     pub pki: Arc<TestPki>,
     pub auth: Auth,
     state: Arc<Mutex<FakeCluster>>,
+    /// More apiserver instances of the same cluster (HA), each with its own `/metrics`.
+    extra: Mutex<Vec<HttpServer>>,
 }
 
 /// The bearer token [`FakeKube::start`] expects.
@@ -929,7 +1021,13 @@ impl FakeKube {
     }
 
     pub fn start_with(cluster: FakeCluster, auth: Auth) -> FakeKube {
-        let pki = Arc::new(TestPki::generate());
+        Self::start_with_pki(cluster, auth, TestPki::generate())
+    }
+
+    /// As [`FakeKube::start_with`] serving `pki`'s server certificate (e.g. one made by
+    /// [`TestPki::generate_with_sans`] that does not name 127.0.0.1).
+    pub fn start_with_pki(cluster: FakeCluster, auth: Auth, pki: TestPki) -> FakeKube {
+        let pki = Arc::new(pki);
         let cfg = pki.server_config(matches!(auth, Auth::ClientCert));
         let state = Arc::new(Mutex::new(cluster));
         let st = Arc::clone(&state);
@@ -938,12 +1036,76 @@ impl FakeKube {
             Auth::ClientCert => None,
         };
         let server = HttpServer::start_tls(cfg, move |req| handle(&st, token.as_deref(), req));
+        state.lock().expect("fake kube state").self_port = server.port();
         FakeKube {
             server,
             pki,
             auth,
             state,
+            extra: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Start one more apiserver instance of this cluster on 127.0.0.1 serving `metrics` at
+    /// `/metrics` (everything else as the first instance), and list it in the EndpointSlice
+    /// with `ready`. KEP-1693 / apiserver `pkg/endpoints/metrics/metrics.go` (kubernetes
+    /// v1.35): every instance keeps its own `apiserver_requested_deprecated_apis` gauge.
+    pub fn add_apiserver(&self, metrics: String, ready: Option<bool>) -> u16 {
+        let cfg = self
+            .pki
+            .server_config(matches!(self.auth, Auth::ClientCert));
+        let st = Arc::clone(&self.state);
+        let token = match &self.auth {
+            Auth::Token(t) => Some(t.clone()),
+            Auth::ClientCert => None,
+        };
+        let server = HttpServer::start_tls(cfg, move |req| {
+            if req.path() == "/metrics" {
+                // Same authentication as every other path.
+                let mut probe = req.clone();
+                probe.target = "/version".into();
+                let r = handle(&st, token.as_deref(), &probe);
+                if r.status != 200 {
+                    return r;
+                }
+                return Reply::text(200, metrics.clone())
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            }
+            handle(&st, token.as_deref(), req)
+        });
+        let port = server.port();
+        self.add_endpoint("127.0.0.1", port, ready);
+        self.extra.lock().expect("extra servers").push(server);
+        port
+    }
+
+    /// List an endpoint in the EndpointSlice without starting anything there (an instance
+    /// that is down, or one marked not ready).
+    pub fn add_endpoint(&self, address: &str, port: u16, ready: Option<bool>) {
+        let mut st = self.state.lock().expect("fake kube state");
+        let me = st.self_port;
+        let list = st.apiserver_endpoints.get_or_insert_with(|| {
+            vec![ApiserverEndpoint {
+                address: "127.0.0.1".into(),
+                port: me,
+                ready: Some(true),
+            }]
+        });
+        list.push(ApiserverEndpoint {
+            address: address.into(),
+            port,
+            ready,
+        });
+    }
+
+    /// Requests each extra instance received, in [`FakeKube::add_apiserver`] order.
+    pub fn extra_requests(&self) -> Vec<Vec<Request>> {
+        self.extra
+            .lock()
+            .expect("extra servers")
+            .iter()
+            .map(|s| s.requests())
+            .collect()
     }
 
     /// `https://127.0.0.1:<port>`
@@ -1000,6 +1162,68 @@ impl FakeKube {
         std::fs::write(path, text).expect("write kubeconfig");
         path.to_path_buf()
     }
+}
+
+/// The EndpointSlice the apiserver keeps for the `kubernetes` Service (kubernetes
+/// pkg/controlplane/reconcilers/endpointsadapter.go mirrors the `kubernetes` Endpoints into a
+/// slice of that name, label `kubernetes.io/service-name=kubernetes`, port `https`, one
+/// endpoint per apiserver; located by code search, not re-read at a tag). Shape per k8s.io/api
+/// discovery/v1/types.go (v0.36.3 = 3fde3c4), where a nil `ready` means ready.
+fn kubernetes_slices(st: &FakeCluster, req: &Request) -> Reply {
+    let eps = st.apiserver_endpoints.clone().unwrap_or_else(|| {
+        vec![ApiserverEndpoint {
+            address: "127.0.0.1".into(),
+            port: st.self_port,
+            ready: Some(true),
+        }]
+    });
+    let selector = req.query_param("labelSelector").map(pct_decode);
+    let wanted = selector
+        .as_deref()
+        .is_none_or(|s| s == "kubernetes.io/service-name=kubernetes");
+    // One slice per port (the reconciler's shape when instances share a port; here each
+    // instance has its own loopback port).
+    let items: Vec<Value> = if wanted {
+        eps.iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut cond = json!({});
+                if let Some(r) = e.ready {
+                    cond["ready"] = json!(r);
+                }
+                json!({
+                    "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                    "metadata": {"name": if i == 0 { "kubernetes".to_string() } else { format!("kubernetes-{i}") },
+                                 "namespace": "default", "resourceVersion": "48120001",
+                                 "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": [e.address], "conditions": cond}],
+                    "ports": [{"name": "https", "port": e.port, "protocol": "TCP"}]
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Reply::json(
+        200,
+        &json!({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {"resourceVersion": "48120777"}, "items": items}),
+    )
+}
+
+fn status_body_with_continue(
+    code: u16,
+    reason: &str,
+    cont: &str,
+    message: &str,
+    details: Value,
+) -> Reply {
+    Reply::json(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {"continue": cont}, "status": "Failure",
+                "message": message, "reason": reason, "details": details, "code": code}),
+    )
 }
 
 fn status_body(code: u16, reason: &str, message: &str, details: Value) -> Reply {
@@ -1095,6 +1319,9 @@ fn handle(state: &Mutex<FakeCluster>, token: Option<&str>, req: &Request) -> Rep
 }
 
 fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
+    if path == "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices" {
+        return kubernetes_slices(st, req);
+    }
     match path {
         "/version" => {
             let v = st.git_version.trim_start_matches('v');
@@ -1240,6 +1467,41 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
                 .collect()
         })
         .unwrap_or_default();
+    // Field selectors: only the labels the kind registers. kubernetes pkg/apis/core/v1/conversion.go
+    // and pkg/apis/batch/v1/conversion.go (AddFieldLabelConversionFunc per kind; everything else
+    // gets apimachinery's DefaultMetaV1FieldSelectorConversion: metadata.name/namespace); an
+    // unknown label is `400 BadRequest: field label not supported: <label>`.
+    let selectable: &[&str] = match (group, resource) {
+        ("", "secrets") => &["metadata.name", "metadata.namespace", "type"],
+        ("", "nodes") => &["metadata.name", "spec.unschedulable"],
+        ("", "pods") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "status.phase",
+        ],
+        ("", "events") => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.name",
+            "reason",
+            "type",
+        ],
+        ("batch", "jobs") => &["metadata.name", "metadata.namespace", "status.successful"],
+        _ => &["metadata.name", "metadata.namespace"],
+    };
+    if let Some((bad, _)) = fields
+        .iter()
+        .find(|(k, _)| !selectable.contains(&k.as_str()))
+    {
+        return status_body(
+            400,
+            "BadRequest",
+            &format!("field label not supported: {bad}"),
+            json!({}),
+        );
+    }
     let matches = |o: &Value| {
         in_ns(o)
             && labels
@@ -1262,7 +1524,9 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         Some(c) => {
             if st.expire_continue > 0 {
                 st.expire_continue -= 1;
-                return status_body(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", json!({}));
+                // apiserver pkg/storage/etcd3/errors.go (interpretListError): the 410 Status
+                // carries a fresh continue token in metadata.continue (inconsistent remainder).
+                return status_body_with_continue(410, "Expired", &encode_continue(0), "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.", json!({}));
             }
             match decode_continue(&pct_decode(c)) {
                 Some(s) => s,
@@ -1288,9 +1552,17 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         meta["continue"] = json!(encode_continue(end));
         meta["remainingItemCount"] = json!(remaining);
     }
-    let metadata_only = req
-        .header("accept")
-        .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+    let gv_key = format!("{group}/{version}");
+    let Some(metadata_only) =
+        negotiate_list(req.header("accept"), !st.aggregated.contains(&gv_key))
+    else {
+        return status_body(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            json!({}),
+        );
+    };
     let list_api = if group.is_empty() {
         version.to_string()
     } else {
@@ -1305,6 +1577,42 @@ fn route(st: &mut FakeCluster, req: &Request, path: &str) -> Reply {
         json!({"kind": format!("{kind}List"), "apiVersion": list_api, "metadata": meta, "items": page})
     };
     Reply::json(200, &body)
+}
+
+/// Content negotiation of a list (apiserver pkg/endpoints/handlers/negotiation/negotiate.go and
+/// pkg/endpoints/handlers/response.go transformObject: the `as`/`g`/`v` parameters must match
+/// exactly, in Accept order; a server without metadata support skips that range; nothing
+/// acceptable is 406). `Some(true)` = PartialObjectMetadataList, `Some(false)` = full objects.
+fn negotiate_list(accept: Option<&str>, metadata_supported: bool) -> Option<bool> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Some(false);
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let mt = parts.next().unwrap_or("").to_ascii_lowercase();
+        if !matches!(mt.as_str(), "application/json" | "application/*" | "*/*") {
+            continue;
+        }
+        let params: Vec<(String, String)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .filter(|(k, _)| k != "q")
+            .collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        match get("as") {
+            None if params.is_empty() => return Some(false),
+            Some("PartialObjectMetadataList")
+                if get("g") == Some("meta.k8s.io")
+                    && get("v") == Some("v1")
+                    && params.len() == 3
+                    && metadata_supported =>
+            {
+                return Some(true)
+            }
+            _ => continue,
+        }
+    }
+    None
 }
 
 fn not_found_path(_path: &str) -> Reply {

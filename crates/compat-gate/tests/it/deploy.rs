@@ -60,6 +60,8 @@ fn rbac_matches_removed_api_table() {
         .collect();
     want.insert((String::new(), "nodes".into()));
     want.insert((String::new(), "secrets".into()));
+    // The Helm ConfigMap storage driver (issue 14 item 8).
+    want.insert((String::new(), "configmaps".into()));
     assert_eq!(
         list, want,
         "ClusterRole list rules vs data/removed-apis.json"

@@ -35,7 +35,8 @@ fn status_faults_exit_3_naming_method_path_status() {
         ("/api/v1/nodes", FaultKind::Status(403, "nodes is forbidden: User \"system:serviceaccount:k8s-upgrade:compat-gate\" cannot list resource \"nodes\"".into()), "ERROR: GET /api/v1/nodes: HTTP 403: nodes is forbidden"),
         ("/version", FaultKind::Status(401, "Unauthorized".into()), "ERROR: GET /version: HTTP 401: Unauthorized"),
         ("/apis/apps/v1/namespaces/kyverno", FaultKind::Status(403, "deployments.apps \"kyverno-admission-controller\" is forbidden".into()), "ERROR: GET /apis/apps/v1/namespaces/kyverno/deployments/kyverno-admission-controller: HTTP 403"),
-        ("/metrics", FaultKind::Status(500, "boom".into()), "ERROR: GET /metrics: HTTP 500: boom"),
+        // HA: /metrics is read per apiserver endpoint (EndpointSlices of default/kubernetes).
+        ("/metrics", FaultKind::Status(500, "boom".into()), "ERROR: apiserver endpoint 127.0.0.1:"),
         ("/api/v1/nodes", FaultKind::Garbage, "ERROR: GET /api/v1/nodes: invalid JSON"),
     ] {
         let env = Env::scenario("cluster-1.34.9-fixed.json");
@@ -369,8 +370,9 @@ fn in_cluster_client_cert_and_refused_kubeconfigs() {
     std::fs::write(&env.kubeconfig, exec).unwrap();
     let o = env.run(&["1.35.6"], &[]);
     assert_refused(&o);
+    // Exec plugins are supported now (issue 14); one without apiVersion is refused naming it.
     assert!(
-        last_error(&o).contains("exec/auth-provider"),
+        last_error(&o).contains("exec: apiVersion must be set"),
         "{}",
         o.stderr
     );

@@ -139,7 +139,8 @@ fn pagination_three_pages_and_410_restart() {
         .iter()
         .filter(|r| r.path() == "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas")
         .count();
-    assert_eq!(n, 5, "page 1, 410 on page 2, then 3 pages");
+    // client-go tools/pager: after the 410, one unpaginated list.
+    assert_eq!(n, 3, "page 1, 410 on page 2, then one full list");
     let rm = j["checks"]
         .as_array()
         .unwrap()
@@ -278,4 +279,115 @@ fn next_minor_removals_are_notices_not_blockers() {
     assert!(o
         .stderr
         .contains("INFO: notice: removed API example.k8s.io/v1beta1 Widget"));
+}
+
+#[test]
+fn server_side_applied_objects_are_found_through_managed_fields() {
+    let mut doc = base_131();
+    // Flux / Argo CD SSA / kubectl --server-side: no last-applied annotation at all.
+    doc["applied"] = json!([
+        {"resource": "flowcontrol.apiserver.k8s.io/v1/flowschemas", "kind": "FlowSchema", "name": "fs-ssa",
+         "managed": [["kube-apiserver", "flowcontrol.apiserver.k8s.io/v1"],
+                     ["kustomize-controller", "flowcontrol.apiserver.k8s.io/v1beta3"]]},
+        {"resource": "flowcontrol.apiserver.k8s.io/v1/flowschemas", "kind": "FlowSchema", "name": "fs-cur",
+         "managed": [["helm", "flowcontrol.apiserver.k8s.io/v1"]]}
+    ]);
+    let env = Env::new(cluster(&doc));
+    let o = env.run(&["1.32.4"], &[]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert_eq!(
+        o.lines()[1],
+        "[ACTIONABLE] removed API flowcontrol.apiserver.k8s.io/v1beta3 FlowSchema (removed in 1.32) still used by 1 object(s) via managed fields (e.g. fs-ssa (manager kustomize-controller)); migrate to flowcontrol.apiserver.k8s.io/v1"
+    );
+    assert_eq!(o.lines().len(), 2, "{o:?}");
+}
+
+#[test]
+fn helm_configmap_driver_releases_are_scanned() {
+    let mut doc = base_131();
+    let mut rel = helm("monitoring", "prio", FS_V1BETA3, true);
+    rel["driver"] = json!("configmap");
+    doc["helm_releases"].as_array_mut().unwrap().push(rel);
+    let env = Env::new(cluster(&doc));
+    let o = env.run(&["1.32.4"], &[]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stdout
+            .contains("via helm release (e.g. monitoring/prio (chart prio-0.3.0))"),
+        "{}",
+        o.stdout
+    );
+    let cm: Vec<_> = env
+        .fk
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/api/v1/configmaps")
+        .collect();
+    assert_eq!(cm.len(), 1);
+    assert_eq!(
+        cm[0].query_param("labelSelector"),
+        Some("owner%3Dhelm%2Cstatus%3Ddeployed")
+    );
+}
+
+/// A 1.25 cluster: flowcontrol serves v1beta2 and v1beta1 only (v1beta3 arrives in 1.26).
+fn flowcontrol_125(served: &[&str]) -> testkit::kube::FakeCluster {
+    let mut doc = scenario("cluster-1.34.9-fixed.json");
+    doc["git_version"] = "v1.25.16".into();
+    for n in doc["nodes"].as_array_mut().unwrap() {
+        n["kubelet"] = "v1.25.16".into();
+    }
+    let mut c = cluster(&doc);
+    c.discovery
+        .retain(|(g, _, _)| g != "flowcontrol.apiserver.k8s.io");
+    for v in served {
+        c.discovery.push((
+            "flowcontrol.apiserver.k8s.io".into(),
+            v.to_string(),
+            vec![
+                testkit::kube::ApiResource {
+                    name: "flowschemas".into(),
+                    kind: "FlowSchema".into(),
+                    namespaced: false,
+                },
+                testkit::kube::ApiResource {
+                    name: "prioritylevelconfigurations".into(),
+                    kind: "PriorityLevelConfiguration".into(),
+                    namespaced: false,
+                },
+            ],
+        ));
+    }
+    c
+}
+
+#[test]
+fn annotations_listed_through_a_served_version_when_the_replacement_is_not_served_yet() {
+    let mut c = flowcontrol_125(&["v1beta2", "v1beta1"]);
+    c.add(
+        "flowcontrol.apiserver.k8s.io/v1beta2/flowschemas",
+        [testkit::kube::applied_object(
+            "flowcontrol.apiserver.k8s.io/v1beta2",
+            "FlowSchema",
+            None,
+            "fs-old",
+            Some("flowcontrol.apiserver.k8s.io/v1beta1"),
+        )],
+    );
+    let env = Env::new(c);
+    let o = env.run(&["1.26.15"], &[]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stdout.contains("removed API flowcontrol.apiserver.k8s.io/v1beta1 FlowSchema (removed in 1.26) still used by 1 object(s) via last-applied annotation (e.g. fs-old)"), "{}", o.stdout);
+    let reqs = env.fk.requests();
+    assert!(reqs
+        .iter()
+        .any(|r| r.path() == "/apis/flowcontrol.apiserver.k8s.io/v1beta2/flowschemas"));
+    assert!(!reqs.iter().any(|r| r
+        .path()
+        .starts_with("/apis/flowcontrol.apiserver.k8s.io/v1beta1/")));
+    // Served only through the removed version: the source cannot see everything.
+    let env = Env::new(flowcontrol_125(&["v1beta1"]));
+    let o = env.run(&["1.26.15"], &[]);
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.contains("ERROR: annotations source incomplete: flowcontrol.apiserver.k8s.io/flowschemas is served only through removed version(s) v1beta1"), "{}", o.stderr);
 }

@@ -392,6 +392,8 @@ fn no_credentials_at_all_still_posts_what_it_knows() {
         t.contains("\n⚠️ Missing: nodes (no Kubernetes credentials: "),
         "{t}"
     );
+    // nightly-report has no --server flag: the hint must not name one (issue 14 parity).
+    assert!(!t.contains("--server"), "{t}");
     assert!(t.contains(", gate ("), "the gate could not run either: {t}");
     assert!(t.contains("\nLive re-check failed: "), "{t}");
 }

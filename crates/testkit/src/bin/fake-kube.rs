@@ -1,6 +1,7 @@
 //! `fake-kube`: the test kit's fake Kubernetes API server as a process, for demos and
 //! benchmarks. Serves a scenario file (see `testkit::kube::cluster_from_scenario`) on loopback
 //! HTTPS with a throwaway CA, writes a kubeconfig for it, prints its URL and runs until killed.
+//! A scenario's `extra_apiservers: N` starts N more apiserver instances (HA) on loopback.
 //!
 //! Usage: fake-kube --scenario FILE --kubeconfig OUT [--client-cert] [--ready-file PATH]
 
@@ -50,7 +51,13 @@ fn main() {
     } else {
         Auth::Token(TEST_TOKEN.to_string())
     };
+    let metrics = cluster.metrics.clone();
     let fk = FakeKube::start_with(cluster, auth);
+    // "extra_apiservers": N more apiserver instances (HA control plane) listed in the
+    // EndpointSlices of default/kubernetes, each serving the same /metrics text.
+    for _ in 0..doc["extra_apiservers"].as_u64().unwrap_or(0) {
+        fk.add_apiserver(metrics.clone(), Some(true));
+    }
     fk.write_kubeconfig(&kubeconfig);
     println!("fake-kube listening on {}", fk.url());
     if let Some(r) = ready {
