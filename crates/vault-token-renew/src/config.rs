@@ -109,6 +109,9 @@ pub struct VaultSettings {
     pub ca_pem: Option<Vec<u8>>,
     /// VAULT_CLIENT_CERT / VAULT_CLIENT_KEY (PEM), checked to match.
     pub client_pem: Option<PemPair>,
+    /// VAULT_TLS_SERVER_NAME / BAO_TLS_SERVER_NAME: the name the server certificate is
+    /// verified against (and sent as SNI) instead of the VAULT_ADDR host.
+    pub tls_server_name: Option<String>,
     pub namespace: Option<String>,
     pub timeout: Duration,
     /// Issue 15 item 4: a renewed TTL under this (seconds) is a failure.
@@ -176,14 +179,12 @@ impl VaultSettings {
         }
         let ca_pem = (!ca.is_empty()).then_some(ca);
         let client_pem = client_pair(non_empty(&opts.client_cert), non_empty(&opts.client_key))?;
-        if let Some(n) = non_empty(&opts.tls_server_name) {
-            // Needs homelab_core::http's HttpConfig::tls_server_name (issue 14); refused
-            // rather than silently dropped until that lands here.
-            return Err(cerr(
-                "VAULT_TLS_SERVER_NAME",
-                format!("{n:?} is not supported by this build yet; unset it and put a VAULT_ADDR whose host matches the certificate"),
-            ));
-        }
+        let tls_server_name = match non_empty(&opts.tls_server_name) {
+            // The bao CLI hands the name to Go's tls.Config.ServerName (api/client.go): the
+            // certificate is verified against it and it is sent as SNI.
+            Some(n) => Some(valid_server_name(n).map_err(|r| cerr("VAULT_TLS_SERVER_NAME", r))?),
+            None => None,
+        };
         let namespace = non_empty(&opts.namespace).cloned();
         if let Some(ns) = &namespace {
             if ns.chars().any(|c| c.is_control()) {
@@ -226,12 +227,32 @@ impl VaultSettings {
         Ok(VaultSettings {
             addr,
             ca_pem,
+            tls_server_name,
             client_pem,
             sweep_budget,
             namespace,
             timeout,
             min_ttl,
         })
+    }
+}
+
+/// A TLS server name must be a DNS name or an IP address: anything else could never match a
+/// certificate, so it is refused before any connection instead of failing every handshake.
+fn valid_server_name(n: &str) -> Result<String, String> {
+    let n = n.trim();
+    if !n.is_empty()
+        && n.len() <= 253
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        && rustls::pki_types::ServerName::try_from(n).is_ok()
+    {
+        Ok(n.to_string())
+    } else {
+        Err(format!(
+            "{:?} is not a DNS name or IP address; set it to a name in the server certificate",
+            n.chars().take(64).collect::<String>()
+        ))
     }
 }
 

@@ -96,6 +96,7 @@ impl HttpVault {
             total_timeout: s.timeout,
             ca_pem: s.ca_pem.clone(),
             client_cert_pem: s.client_pem.clone(),
+            tls_server_name: s.tls_server_name.clone(),
             redirects: Redirects::Never,
             user_agent: concat!("vault-token-renew/", env!("CARGO_PKG_VERSION")).to_string(),
             ..HttpConfig::default()

@@ -541,6 +541,51 @@ fn https_with_vault_cacert_heals_and_renews_and_untrusted_tls_fails() {
         .starts_with("OK renewed (dn=token-devvm-wizard ttl="));
 }
 
+/// Issue 15 item 5: VAULT_TLS_SERVER_NAME / BAO_TLS_SERVER_NAME replace the VAULT_ADDR host
+/// as the name the certificate is verified against (bao CLI: api/client.go hands it to
+/// tls.Config.ServerName). OpenBao's -dev-tls certificate names localhost and 127.0.0.1.
+#[test]
+fn tls_server_name_is_the_name_verified() {
+    let bao = tls_openbao();
+    let ca = bao.dir.path().join("certs/vault-ca.pem");
+    let mut env = Env::new(&format!("https://127.0.0.1:{}", bao.port));
+    env.write_token(&bao.root);
+    env.setenv("VAULT_CACERT", ca.to_str().unwrap());
+    // A name the certificate does not carry: the handshake fails, nothing changes.
+    env.setenv("VAULT_TLS_SERVER_NAME", "vault.example");
+    let before = env.read_token_bytes();
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    let line = out.line();
+    assert!(
+        line.starts_with("FAIL: token lookup: GET /v1/auth/token/lookup-self: ")
+            && line.contains("certificate"),
+        "{line}"
+    );
+    assert_eq!(env.read_token_bytes(), before);
+    // Not a name at all: refused before any connection.
+    env.setenv("BAO_TLS_SERVER_NAME", "bad name\nOK renewed");
+    let out = env.run(&[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.last()
+            .starts_with("FAIL: config VAULT_TLS_SERVER_NAME: "),
+        "{out:#?}"
+    );
+    // BAO_ twin wins: the certificate's own name verifies (the dev server may still be
+    // unsealing: retry a little).
+    env.setenv("BAO_TLS_SERVER_NAME", "localhost");
+    let mut out = env.run(&[]);
+    for _ in 0..50 {
+        if out.code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        out = env.run(&[]);
+    }
+    assert_eq!(out.code, 0, "{out:#?}");
+}
+
 #[test]
 fn pushgateway_gets_the_run_metrics_per_user() {
     let bao = openbao();

@@ -288,7 +288,6 @@ fn skip_verify_is_refused_before_any_connection() {
         ("VAULT_SKIP_VERIFY", "yes", true),
         ("BAO_SKIP_VERIFY", "false", false),
         // Not silently dropped either: unsupported TLS variables are refused by name.
-        ("VAULT_TLS_SERVER_NAME", "vault.example", true),
         ("BAO_CACERT_BYTES", "-----BEGIN CERTIFICATE-----", true),
         ("VAULT_SKIP_VERIFY", "0", false),
     ] {
