@@ -7,6 +7,7 @@ mod it {
     mod binary;
     mod delivery;
     mod failures;
+    mod sides;
     mod tls;
     mod window;
 }

@@ -12,8 +12,40 @@ use testkit::{Postgres, SlackSink};
 
 pub const DB: &str = "goldmane_edges";
 
-/// goldmane-edge-aggregator spec §4.1, exact (its `migrations/0001_edge.sql`).
+/// `edge` as the aggregator's per-side migration leaves it: /work/wt/SCHEMA.md (issues 13 + 17),
+/// exact. Tests create the tables from these constants; the aggregator owns the real migration.
 pub const EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS edge (
+    src_ns         text        NOT NULL,
+    dst_ns         text        NOT NULL,
+    action         text        NOT NULL,
+    reporter       text        NOT NULL,
+    first_seen     timestamptz NOT NULL,
+    last_seen      timestamptz NOT NULL,
+    flow_count     bigint      NOT NULL,
+    pending_action text        NULL,
+    pending_deny_last_seen timestamptz NULL,
+    PRIMARY KEY (src_ns, dst_ns, action, reporter)
+);";
+
+/// `egress_edge`, SCHEMA.md exact.
+pub const EGRESS_EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS egress_edge (
+    src_ns         text        NOT NULL,
+    dst_type       text        NOT NULL,
+    dst_name       text        NOT NULL,
+    proto          text        NOT NULL,
+    dst_port       integer     NOT NULL,
+    action         text        NOT NULL,
+    reporter       text        NOT NULL,
+    first_seen     timestamptz NOT NULL,
+    last_seen      timestamptz NOT NULL,
+    flow_count     bigint      NOT NULL,
+    pending_action text        NULL,
+    pending_deny_last_seen timestamptz NULL,
+    PRIMARY KEY (src_ns, dst_type, dst_name, proto, dst_port, action, reporter)
+);";
+
+/// Today's table before the per-side migration (aggregator `migrations/0001_edge.sql`).
+pub const OLD_EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS edge (
     src_ns     text        NOT NULL,
     dst_ns     text        NOT NULL,
     action     text        NOT NULL,
@@ -28,16 +60,15 @@ pub const LEGACY_EDGE_DDL: &str = "CREATE TABLE edge (
     src_ns text, dst_ns text, action text, first_seen timestamptz, last_seen timestamptz,
     flow_count bigint, PRIMARY KEY (src_ns, dst_ns, action));";
 
-/// Where the aggregator keeps its migration (spec 12.3: `edge` is created from that file).
+/// Where the aggregator keeps its first migration (today's table).
 pub const AGGREGATOR_MIGRATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../goldmane-edge-aggregator/migrations/0001_edge.sql"
 );
 
-/// The aggregator's own migration when its crate is in the tree, else the spec's copy of it
-/// (this branch may be built before the aggregator is merged).
+/// Both per-side tables (SCHEMA.md).
 pub fn edge_ddl() -> String {
-    std::fs::read_to_string(AGGREGATOR_MIGRATION).unwrap_or_else(|_| EDGE_DDL.to_string())
+    format!("{EDGE_DDL}\n{EGRESS_EDGE_DDL}")
 }
 
 pub struct Env {
@@ -63,12 +94,49 @@ impl Env {
     pub fn sql(&self, sql: &str) -> String {
         self.pg.psql(DB, sql).trim().to_string()
     }
-    /// Insert an edge first seen `ago` before now (e.g. `'30 minutes'`).
+    /// Insert a source-reported edge first seen `ago` before now (e.g. `'30 minutes'`).
     pub fn edge(&self, src: &str, dst: &str, action: &str, ago: &str, flows: i64) {
+        self.edge_side(src, dst, action, "src", ago, flows);
+    }
+    /// Insert an edge reported by `reporter` (`src`|`dst`), first and last seen `ago`..now.
+    pub fn edge_side(
+        &self,
+        src: &str,
+        dst: &str,
+        action: &str,
+        reporter: &str,
+        ago: &str,
+        flows: i64,
+    ) {
         self.sql(&format!(
-            "INSERT INTO edge VALUES ({}, {}, {}, now() - interval '{ago}', now(), {flows})",
+            "INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, now() - interval '{ago}', now(), {flows})",
             lit(src),
             lit(dst),
+            lit(action),
+            lit(reporter)
+        ));
+    }
+    /// Insert an `egress_edge` row (source-reported).
+    #[allow(clippy::too_many_arguments)]
+    pub fn egress(
+        &self,
+        src: &str,
+        dst_type: &str,
+        dst_name: &str,
+        proto: &str,
+        port: i32,
+        action: &str,
+        ago: &str,
+        flows: i64,
+    ) {
+        self.sql(&format!(
+            "INSERT INTO egress_edge (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, {port}, {}, 'src', now() - interval '{ago}', now(), {flows})",
+            lit(src),
+            lit(dst_type),
+            lit(dst_name),
+            lit(proto),
             lit(action)
         ));
     }
