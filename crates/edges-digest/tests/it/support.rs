@@ -269,3 +269,57 @@ pub fn bin(vars: &[(String, String)], args: &[&str]) -> Output {
         .output()
         .expect("run edges-digest")
 }
+
+/// A demo-like trail (the shape the aggregator's Goldmane scenario leaves): two-sided reports
+/// incl. a src-allow/dst-deny pair, egress to the public network on tcp/443 and a udp port, a
+/// namespaced networkset, an ICMP flow and a staged-policy pending deny.
+pub fn seed_demo(env: &Env) {
+    let e = |src: &str, dst: &str, action: &str, rep: &str, first: &str, flows: i64| {
+        env.sql(&format!(
+            "INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, now() - interval '{first}', now() - interval '5 minutes', {flows})",
+            lit(src),
+            lit(dst),
+            lit(action),
+            lit(rep)
+        ));
+    };
+    e("monitoring", "immich", "allow", "src", "10 days", 12);
+    e("monitoring", "immich", "allow", "dst", "10 days", 12);
+    e("argocd", "monitoring", "allow", "src", "9 days", 1);
+    e("argocd", "monitoring", "allow", "dst", "9 days", 1);
+    e("recruiter-responder", "dbaas", "allow", "src", "2 days", 3);
+    e("recruiter-responder", "dbaas", "deny", "dst", "2 days", 3);
+    e("immich", "dbaas", "allow", "src", "10 days", 7);
+    e("immich", "dbaas", "allow", "dst", "10 days", 7);
+    e("immich", "monitoring", "allow", "src", "10 days", 2);
+    e("immich", "monitoring", "allow", "dst", "10 days", 2);
+    // Outside a 7 d window (last seen 8 days ago): never observed in it.
+    env.sql("INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ('immich', 'old-ns', 'allow', 'src', now() - interval '20 days', now() - interval '8 days', 4)");
+    env.sql("UPDATE edge SET pending_action = 'deny', pending_deny_last_seen = now() - interval '10 minutes' \
+             WHERE src_ns = 'immich' AND dst_ns = 'monitoring'");
+    let g = |dst_type: &str, name: &str, proto: &str, port: i32, flows: i64| {
+        env.sql(&format!(
+            "INSERT INTO egress_edge (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ('immich', {}, {}, {}, {port}, 'allow', 'src', now() - interval '10 days', now() - interval '5 minutes', {flows})",
+            lit(dst_type),
+            lit(name),
+            lit(proto)
+        ));
+    };
+    g("network", "pub", "tcp", 443, 40);
+    g("network", "pub", "udp", 3478, 2);
+    g("networkset", "immich/cdn", "tcp", 443, 5);
+    g("network", "pvt", "icmp", 0, 1);
+}
+
+/// The binary with `DATABASE_URL` of this env and the given args; stdout and stderr as text.
+pub fn tool(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = bin(&[("DATABASE_URL".into(), env.pg.url(DB))], args);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
