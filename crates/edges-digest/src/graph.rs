@@ -223,7 +223,7 @@ pub fn write_svg(
     writeln!(w, "<title>{}</title>", xml(&window_comment(start, end)))?;
     writeln!(
         w,
-        "<defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"{ALLOW_COLOUR}\"/></marker><marker id=\"d\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"{DENY_COLOUR}\"/></marker></defs>"
+        "<defs><marker id=\"a\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"{ALLOW_COLOUR}\"/></marker><marker id=\"d\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"{DENY_COLOUR}\"/></marker></defs>"
     )?;
     writeln!(w, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>")?;
     writeln!(
@@ -247,19 +247,49 @@ pub fn write_svg(
         }
     }
     writeln!(w, "<g fill=\"none\">")?;
+    // Spread the ends of a node's edges over its box side, so labels and heads do not pile up.
+    let n = g.nodes.len();
+    let (mut outs, mut ins) = (vec![0u32; n], vec![0u32; n]);
+    for (s, d, _, _) in &g.edges {
+        outs[*s] += 1;
+        ins[*d] += 1;
+    }
+    let (mut out_i, mut in_i) = (vec![0u32; n], vec![0u32; n]);
+    let slot = |i: u32, total: u32| BOX_H * f64::from(i + 1) / f64::from(total + 1);
     for (s, d, deny, flows) in &g.edges {
         let (a, b) = (&g.nodes[*s], &g.nodes[*d]);
         let (ax, ay) = pos(a);
         let (bx, by) = pos(b);
-        let (x1, y1) = (ax + BOX_W, ay + BOX_H / 2.0);
+        out_i[*s] += 1;
+        in_i[*d] += 1;
+        let (x1, y1) = (ax + BOX_W, ay + slot(out_i[*s] - 1, outs[*s]));
+        let y_in = by + slot(in_i[*d] - 1, ins[*d]);
         let forward = b.column > a.column;
-        let (x2, y2, c1x, c2x) = if forward {
-            let mid = (x1 + bx) / 2.0;
-            (bx, by + BOX_H / 2.0, mid, mid)
+        let (x2, y2) = if forward {
+            (bx, y_in)
         } else {
+            (bx + BOX_W, y_in)
+        };
+        let d = if !forward {
             // Same or earlier column: loop out to the right of both boxes.
             let out = ax.max(bx) + BOX_W + 45.0;
-            (bx + BOX_W, by + BOX_H / 2.0, out, out)
+            format!("M{x1:.1},{y1:.1}C{out:.1},{y1:.1} {out:.1},{y2:.1} {x2:.1},{y2:.1}")
+        } else if b.column == a.column + 1 {
+            let mid = (x1 + x2) / 2.0;
+            format!("M{x1:.1},{y1:.1}C{mid:.1},{y1:.1} {mid:.1},{y2:.1} {x2:.1},{y2:.1}")
+        } else {
+            // Skipping columns: run through the gap between two rows of each skipped column,
+            // never across a box.
+            let gap = ROW_H - BOX_H;
+            let k = ((((y1 + y2) / 2.0 - TOP) / ROW_H).round()).max(0.0);
+            let gy = TOP + k * ROW_H - gap / 2.0;
+            let gx1 = MARGIN + (a.column + 1) as f64 * COL_W - 20.0;
+            let gx2 = MARGIN + (b.column - 1) as f64 * COL_W + BOX_W + 20.0;
+            let m1 = (x1 + gx1) / 2.0;
+            let m2 = (gx2 + x2) / 2.0;
+            format!(
+                "M{x1:.1},{y1:.1}C{m1:.1},{y1:.1} {m1:.1},{gy:.1} {gx1:.1},{gy:.1}L{gx2:.1},{gy:.1}C{m2:.1},{gy:.1} {m2:.1},{y2:.1} {x2:.1},{y2:.1}"
+            )
         };
         let (colour, marker) = if *deny {
             (DENY_COLOUR, "d")
@@ -268,14 +298,14 @@ pub fn write_svg(
         };
         writeln!(
             w,
-            "<path d=\"M{x1:.1},{y1:.1}C{c1x:.1},{y1:.1} {c2x:.1},{y2:.1} {x2:.1},{y2:.1}\" stroke=\"{colour}\" stroke-width=\"{:.1}\" stroke-opacity=\"0.8\" marker-end=\"url(#{marker})\"><title>{flows} flows</title></path>",
+            "<path d=\"{d}\" stroke=\"{colour}\" stroke-width=\"{:.1}\" stroke-opacity=\"0.8\" marker-end=\"url(#{marker})\"><title>{flows} flows</title></path>",
             stroke(*flows, g.max_flows)
         )?;
         // Flow count near the head of the edge.
         let (lx, ly) = if forward {
-            (x2 - 14.0, y2 - 4.0)
+            (x2 - 12.0, y2 - 6.0)
         } else {
-            (c1x - 4.0, (y1 + y2) / 2.0)
+            (ax.max(bx) + BOX_W + 30.0, (y1 + y2) / 2.0 + 4.0)
         };
         writeln!(
             w,

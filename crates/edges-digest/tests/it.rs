@@ -7,6 +7,7 @@ mod it {
     mod binary;
     mod delivery;
     mod failures;
+    mod graph;
     mod policy;
     mod sides;
     mod tls;
