@@ -7,7 +7,6 @@
 
 use crate::decide::zulu;
 use crate::render::{clean, dot, mermaid, xml};
-use crate::trail::GraphEdge;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use time::OffsetDateTime;
@@ -25,6 +24,16 @@ pub struct Node {
     pub row: usize,
 }
 
+/// One edge of the graph: `dst` is a namespace, or for external egress `<type>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphEdge {
+    pub src: String,
+    pub dst: String,
+    pub external: bool,
+    pub denied: bool,
+    pub flows: i64,
+}
+
 /// Nodes (indexed) and edges as `(src, dst, denied, flows)` indexes.
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
@@ -36,58 +45,94 @@ pub struct Graph {
 /// Build nodes and the column layout. Input order is the SQL order (sorted), so the result is
 /// deterministic.
 pub fn build(edges: &[GraphEdge]) -> Graph {
-    let mut index: HashMap<(&str, bool), usize> = HashMap::new();
-    let mut names: Vec<(&str, bool)> = Vec::new();
+    let mut b = Builder::default();
     for e in edges {
-        for key in [(e.src.as_str(), false), (e.dst.as_str(), e.external)] {
-            if let std::collections::hash_map::Entry::Vacant(v) = index.entry(key) {
-                v.insert(names.len());
-                names.push(key);
-            }
+        b.add(&e.src, &e.dst, e.external, e.denied, e.flows);
+    }
+    b.finish()
+}
+
+/// Incremental [`build`]: names are interned as rows stream in, so 100 000 edges cost a few
+/// words each, not their strings.
+#[derive(Default)]
+pub struct Builder {
+    index: HashMap<(String, bool), usize>,
+    names: Vec<(String, bool)>,
+    edges: Vec<(usize, usize, bool, i64)>,
+}
+
+impl Builder {
+    fn intern(&mut self, name: &str, external: bool) -> usize {
+        if let Some(i) = self.index.get(&(name.to_string(), external)) {
+            return *i;
         }
+        let i = self.names.len();
+        self.names.push((name.to_string(), external));
+        self.index.insert((name.to_string(), external), i);
+        i
     }
-    // Sorted node order: namespaces, then externals, each by bytes.
-    let mut order: Vec<usize> = (0..names.len()).collect();
-    order.sort_by(|&a, &b| {
-        (names[a].1, names[a].0.as_bytes()).cmp(&(names[b].1, names[b].0.as_bytes()))
-    });
-    let mut remap = vec![0usize; names.len()];
-    for (new, &old) in order.iter().enumerate() {
-        remap[old] = new;
+
+    pub fn add(&mut self, src: &str, dst: &str, external: bool, denied: bool, flows: i64) {
+        let s = self.intern(src, false);
+        let d = self.intern(dst, external);
+        self.edges.push((s, d, denied, flows));
     }
-    let mut sends = vec![false; names.len()];
-    let mut receives = vec![false; names.len()];
-    let mut g = Graph::default();
-    for e in edges {
-        let s = remap[index[&(e.src.as_str(), false)]];
-        let d = remap[index[&(e.dst.as_str(), e.external)]];
-        sends[s] = true;
-        receives[d] = true;
-        g.edges.push((s, d, e.denied, e.flows));
-        g.max_flows = g.max_flows.max(e.flows);
+
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
     }
-    let mut rows = [0usize; 4];
-    for &old in &order {
-        let i = remap[old];
-        let (name, external) = names[old];
-        let column = if external {
-            3
-        } else if !receives[i] {
-            0
-        } else if sends[i] {
-            1
-        } else {
-            2
-        };
-        g.nodes.push(Node {
-            name: name.to_string(),
-            external,
-            column,
-            row: rows[column],
+
+    pub fn finish(self) -> Graph {
+        let Builder {
+            index,
+            names,
+            edges,
+        } = self;
+        drop(index);
+        // Sorted node order: namespaces, then externals, each by bytes.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by(|&a, &b| {
+            (names[a].1, names[a].0.as_bytes()).cmp(&(names[b].1, names[b].0.as_bytes()))
         });
-        rows[column] += 1;
+        let mut remap = vec![0usize; names.len()];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old] = new;
+        }
+        let mut sends = vec![false; names.len()];
+        let mut receives = vec![false; names.len()];
+        let mut g = Graph::default();
+        g.edges.reserve_exact(edges.len());
+        for (s, d, denied, flows) in edges {
+            let (s, d) = (remap[s], remap[d]);
+            sends[s] = true;
+            receives[d] = true;
+            g.edges.push((s, d, denied, flows));
+            g.max_flows = g.max_flows.max(flows);
+        }
+        let mut rows = [0usize; 4];
+        let mut names: Vec<Option<(String, bool)>> = names.into_iter().map(Some).collect();
+        for &old in &order {
+            let i = remap[old];
+            let (name, external) = names[old].take().unwrap_or_default();
+            let column = if external {
+                3
+            } else if !receives[i] {
+                0
+            } else if sends[i] {
+                1
+            } else {
+                2
+            };
+            g.nodes.push(Node {
+                name,
+                external,
+                column,
+                row: rows[column],
+            });
+            rows[column] += 1;
+        }
+        g
     }
-    g
 }
 
 fn node_id(g: &Graph, i: usize) -> String {

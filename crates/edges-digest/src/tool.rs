@@ -122,11 +122,13 @@ pub fn run(cfg: &Config, sink: &mut dyn Sink, out: &mut dyn Write) -> i32 {
             policy::render_policy(ns, &w, &t, &cfg.tool)
         }
         _ => {
-            let edges = match trail::graph_edges(&mut tx, start, cfg.tool.namespace.as_deref()) {
-                Ok(e) => e,
-                Err(e) => return db_fail(sink, &e),
-            };
-            if edges.is_empty() {
+            let mut b = graph::Builder::default();
+            if let Err(e) =
+                trail::graph_edges(&mut tx, start, cfg.tool.namespace.as_deref(), &mut b)
+            {
+                return db_fail(sink, &e);
+            }
+            if b.is_empty() {
                 let scope = cfg
                     .tool
                     .namespace
@@ -138,8 +140,7 @@ pub fn run(cfg: &Config, sink: &mut dyn Sink, out: &mut dyn Write) -> i32 {
                 ));
                 return EXIT_NO_DATA;
             }
-            let g = graph::build(&edges);
-            drop(edges);
+            let g = b.finish();
             let mut buf = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
             let r = match cfg.tool.graph_format {
                 GraphFormat::Mermaid => graph::write_mermaid(&mut buf, &g, start, now),

@@ -145,24 +145,16 @@ pub fn staged_hits(
         .collect())
 }
 
-/// One edge of the graph: `dst` is a namespace, or for external egress `<type>:<name>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GraphEdge {
-    pub src: String,
-    pub dst: String,
-    pub external: bool,
-    pub denied: bool,
-    pub flows: i64,
-}
-
 /// The window's graph: per namespace pair (either side; flows = the larger side's count, denied
 /// when any side denied) and per namespace → external destination name (all ports summed per
-/// side, then the larger side). `ns` keeps only edges touching it.
+/// side, then the larger side). `ns` keeps only edges touching it. Rows stream into `b`.
 pub fn graph_edges(
     tx: &mut Transaction<'_>,
     start: OffsetDateTime,
     ns: Option<&str>,
-) -> Result<Vec<GraphEdge>, postgres::Error> {
+    b: &mut crate::graph::Builder,
+) -> Result<(), postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
     let sql = "SELECT src, dst, external, denied, flows FROM ( \
         SELECT src_ns AS src, dst_ns AS dst, false AS external, bool_or(action = 'deny') AS denied, \
           max(flow_count)::bigint AS flows FROM edge WHERE last_seen >= $1 \
@@ -173,15 +165,12 @@ pub fn graph_edges(
             sum(flow_count) AS flows FROM egress_edge WHERE last_seen >= $1 AND ($2::text IS NULL OR src_ns = $2) \
             GROUP BY src_ns, dst_type, dst_name, reporter) x GROUP BY src_ns, dst) g \
         ORDER BY src COLLATE \"C\", external, dst COLLATE \"C\"";
-    Ok(tx
-        .query(sql, &[&start, &ns])?
-        .iter()
-        .map(|r| GraphEdge {
-            src: r.get(0),
-            dst: r.get(1),
-            external: r.get(2),
-            denied: r.get(3),
-            flows: r.get(4),
-        })
-        .collect())
+    let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&start, &ns];
+    let mut rows = tx.query_raw(sql, params)?;
+    while let Some(r) = rows.next()? {
+        let src: &str = r.get(0);
+        let dst: &str = r.get(1);
+        b.add(src, dst, r.get(2), r.get(3), r.get(4));
+    }
+    Ok(())
 }
