@@ -42,8 +42,7 @@ pub struct Graph {
     pub max_flows: i64,
 }
 
-/// Build nodes and the column layout. Input order is the SQL order (sorted), so the result is
-/// deterministic.
+/// Build nodes and the column layout; the result does not depend on the input order.
 pub fn build(edges: &[GraphEdge]) -> Graph {
     let mut b = Builder::default();
     for e in edges {
@@ -56,19 +55,25 @@ pub fn build(edges: &[GraphEdge]) -> Graph {
 /// words each, not their strings.
 #[derive(Default)]
 pub struct Builder {
-    index: HashMap<(String, bool), usize>,
+    namespaces: HashMap<String, usize>,
+    externals: HashMap<String, usize>,
     names: Vec<(String, bool)>,
     edges: Vec<(usize, usize, bool, i64)>,
 }
 
 impl Builder {
     fn intern(&mut self, name: &str, external: bool) -> usize {
-        if let Some(i) = self.index.get(&(name.to_string(), external)) {
+        let map = if external {
+            &mut self.externals
+        } else {
+            &mut self.namespaces
+        };
+        if let Some(i) = map.get(name) {
             return *i;
         }
         let i = self.names.len();
+        map.insert(name.to_string(), i);
         self.names.push((name.to_string(), external));
-        self.index.insert((name.to_string(), external), i);
         i
     }
 
@@ -84,11 +89,12 @@ impl Builder {
 
     pub fn finish(self) -> Graph {
         let Builder {
-            index,
+            namespaces,
+            externals,
             names,
             edges,
         } = self;
-        drop(index);
+        drop((namespaces, externals));
         // Sorted node order: namespaces, then externals, each by bytes.
         let mut order: Vec<usize> = (0..names.len()).collect();
         order.sort_by(|&a, &b| {
@@ -109,6 +115,9 @@ impl Builder {
             g.edges.push((s, d, denied, flows));
             g.max_flows = g.max_flows.max(flows);
         }
+        // Node indexes are in sorted order, so this is (src, namespaces before externals, dst)
+        // by bytes: deterministic whatever order the rows came in.
+        g.edges.sort_unstable();
         let mut rows = [0usize; 4];
         let mut names: Vec<Option<(String, bool)>> = names.into_iter().map(Some).collect();
         for &old in &order {

@@ -236,7 +236,10 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
             &report::l_clip(&cfg.max_catchup.text, last_end, since),
         );
     }
-    let all = match db::counts(&mut tx, w.since, probe.state_tables) {
+    if let Err(e) = db::materialize(&mut tx, w.since, probe.state_tables) {
+        return db_fail(world, cfg, &e);
+    }
+    let all = match db::counts(&mut tx) {
         Ok(c) => c,
         Err(e) => return db_fail(world, cfg, &e),
     };
@@ -282,7 +285,7 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
         if n == 0 {
             Ok(Vec::new())
         } else {
-            db::lines(&mut tx, w.since, probe.state_tables, kind, limit)
+            db::lines(&mut tx, kind, limit)
         }
     };
     let (edge_items, egress_rows, staged_rows) = match (

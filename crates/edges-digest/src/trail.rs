@@ -163,8 +163,7 @@ pub fn graph_edges(
         SELECT src_ns, dst, true, bool_or(denied), max(flows)::bigint FROM ( \
           SELECT src_ns, dst_type || ':' || dst_name AS dst, reporter, bool_or(action = 'deny') AS denied, \
             sum(flow_count) AS flows FROM egress_edge WHERE last_seen >= $1 AND ($2::text IS NULL OR src_ns = $2) \
-            GROUP BY src_ns, dst_type, dst_name, reporter) x GROUP BY src_ns, dst) g \
-        ORDER BY src COLLATE \"C\", external, dst COLLATE \"C\"";
+            GROUP BY src_ns, dst_type, dst_name, reporter) x GROUP BY src_ns, dst) g";
     let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&start, &ns];
     let mut rows = tx.query_raw(sql, params)?;
     while let Some(r) = rows.next()? {

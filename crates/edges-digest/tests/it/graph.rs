@@ -149,8 +149,18 @@ fn svg_renders_in_chromium_with_labels_nodes_and_red_denies() {
         node_fill > 5 * 1000,
         "namespace boxes not drawn ({node_fill} px)"
     );
+    // EDGES_GRAPH_PNG=<file>: keep a screenshot at the SVG's own size (the README picture).
     if let Ok(keep) = std::env::var("EDGES_GRAPH_PNG") {
-        std::fs::copy(&png, keep).unwrap();
+        let dim = |attr: &str| -> u32 {
+            let at = svg.find(&format!(" {attr}=\"")).unwrap() + attr.len() + 3;
+            svg[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        screenshot(
+            &svg_path,
+            std::path::Path::new(&keep),
+            dim("width"),
+            dim("height"),
+        );
     }
 }
 
