@@ -59,7 +59,7 @@ if [ -f "$DEMO_TMP/pg.env" ]; then
   if [ "$_ed_new" = 0 ]; then
     # The aggregator left nothing usable: a scratch database in the same cluster, never its data.
     echo "   (the aggregator's table $_ed_why; seeding a scratch database)" >&2
-    _ed_psql "DROP DATABASE IF EXISTS edges_digest_demo" >/dev/null
+    _ed_psql "DROP DATABASE IF EXISTS edges_digest_demo" >/dev/null 2>&1
     _ed_psql "CREATE DATABASE edges_digest_demo" >/dev/null
     _ed_dsn=$(_ed_with_db "$_ed_dsn" edges_digest_demo)
     _ed_seed=1

@@ -32,7 +32,7 @@ if [ -f "$DEMO_TMP/pg.env" ]; then
     echo "using the aggregator's trail ($(python3 -c 'import sys; print(sys.argv[1].split("@")[-1])' "$_ep_dsn"))" >&2
   fi
   if [ "$_ep_seed" = 1 ]; then
-    _ep_psql "DROP DATABASE IF EXISTS edges_policy_demo" >/dev/null
+    _ep_psql "DROP DATABASE IF EXISTS edges_policy_demo" >/dev/null 2>&1
     _ep_psql "CREATE DATABASE edges_policy_demo" >/dev/null
     _ep_dsn=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit((p.scheme, p.netloc, "/edges_policy_demo", p.query, p.fragment)))' "$_ep_dsn")
   fi

@@ -248,6 +248,8 @@ pub fn write_dot(
     writeln!(w, "}}")
 }
 
+/// Up to this many edges carry a visible flow-count label.
+pub const LABELLED_EDGES: usize = 2000;
 const COL_W: f64 = 300.0;
 const BOX_W: f64 = 210.0;
 const BOX_H: f64 = 30.0;
@@ -327,10 +329,10 @@ pub fn write_svg(
         let d = if !forward {
             // Same or earlier column: loop out to the right of both boxes.
             let out = ax.max(bx) + BOX_W + 45.0;
-            format!("M{x1:.1},{y1:.1}C{out:.1},{y1:.1} {out:.1},{y2:.1} {x2:.1},{y2:.1}")
+            format!("M{x1:.0},{y1:.0}C{out:.0},{y1:.0} {out:.0},{y2:.0} {x2:.0},{y2:.0}")
         } else if b.column == a.column + 1 {
             let mid = (x1 + x2) / 2.0;
-            format!("M{x1:.1},{y1:.1}C{mid:.1},{y1:.1} {mid:.1},{y2:.1} {x2:.1},{y2:.1}")
+            format!("M{x1:.0},{y1:.0}C{mid:.0},{y1:.0} {mid:.0},{y2:.0} {x2:.0},{y2:.0}")
         } else {
             // Skipping columns: run through the gap between two rows of each skipped column,
             // never across a box.
@@ -342,7 +344,7 @@ pub fn write_svg(
             let m1 = (x1 + gx1) / 2.0;
             let m2 = (gx2 + x2) / 2.0;
             format!(
-                "M{x1:.1},{y1:.1}C{m1:.1},{y1:.1} {m1:.1},{gy:.1} {gx1:.1},{gy:.1}L{gx2:.1},{gy:.1}C{m2:.1},{gy:.1} {m2:.1},{y2:.1} {x2:.1},{y2:.1}"
+                "M{x1:.0},{y1:.0}C{m1:.0},{y1:.0} {m1:.0},{gy:.0} {gx1:.0},{gy:.0}L{gx2:.0},{gy:.0}C{m2:.0},{gy:.0} {m2:.0},{y2:.0} {x2:.0},{y2:.0}"
             )
         };
         let (colour, marker) = if *deny {
@@ -355,7 +357,11 @@ pub fn write_svg(
             "<path d=\"{d}\" stroke=\"{colour}\" stroke-width=\"{:.1}\" stroke-opacity=\"0.8\" marker-end=\"url(#{marker})\"><title>{flows} flows</title></path>",
             stroke(*flows, g.max_flows)
         )?;
-        // Flow count near the head of the edge.
+        // Flow count near the head of the edge; past LABELLED_EDGES the numbers would only be
+        // noise (the tooltip keeps them), and they would double the document.
+        if g.edges.len() > LABELLED_EDGES {
+            continue;
+        }
         let (lx, ly) = if forward {
             (x2 - 12.0, y2 - 6.0)
         } else {
@@ -363,7 +369,7 @@ pub fn write_svg(
         };
         writeln!(
             w,
-            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"end\" font-size=\"10\" fill=\"{colour}\" stroke=\"none\">{flows}</text>"
+            "<text x=\"{lx:.0}\" y=\"{ly:.0}\" text-anchor=\"end\" font-size=\"10\" fill=\"{colour}\" stroke=\"none\">{flows}</text>"
         )?;
     }
     writeln!(w, "</g>")?;
