@@ -182,7 +182,29 @@ fn inline(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a name holds, each escape keeps it inside its element.
+        #[test]
+        fn escapes_confine_any_name(name in "\\PC{0,40}|[\"'<>&;#\\]\\[\\n\r\u{2028}%{}|-]{0,20}") {
+            let m = mermaid(&name);
+            prop_assert!(m.chars().all(|c| c.is_ascii_alphanumeric() || " ._/:-#;".contains(c)), "{}", m);
+            let x = xml(&name);
+            prop_assert!(!x.contains(['<', '>', '"', '\'', '\n', '\r']), "{}", x);
+            let d = dot(&name);
+            prop_assert!(!d.contains(['\n', '\r']));
+            prop_assert!(!d.replace("\\\\", "").replace("\\\"", "").contains('"'), "{}", d);
+            let c = clean(&name, 30);
+            let bad_char = c.chars().any(|ch| ch.is_control() || ch == '\u{2028}' || ch == '\u{2029}');
+            prop_assert!(!bad_char, "{}", c);
+            let y = yaml_scalar(&name);
+            prop_assert!(!y.contains(['\n', '\r']) && (y == name || y.starts_with('"')), "{}", y);
+        }
+    }
 
     #[test]
     fn yaml_blocks() {
