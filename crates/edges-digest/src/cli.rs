@@ -13,7 +13,13 @@ Exit codes:
   2  usage or configuration error (incl. empty SLACK_WEBHOOK_URL outside dry-run, --since in the future)
   3  database: connect, auth, missing `edge` table, state tables, query or commit
   4  Slack refused the post (3xx, 4xx other than 429)
-  5  Slack unreachable after retries (429, 5xx, transport), Retry-After > 60 s, or delivery ambiguous";
+  5  Slack unreachable after retries (429, 5xx, transport), Retry-After > 60 s, or delivery ambiguous
+  6  policy/graph: no observed data for the namespace or window
+  7  policy --check: the staged policy would deny observed edges
+  8  policy/graph: stdout could not be written (closed pipe, full disk)
+
+policy and graph: --since is a duration (7d, 36h) or a time (as above), default 7d; the window
+ends at the database's now().";
 
 /// Daily Slack digest of namespace edges first seen since the last successful digest.
 #[derive(Debug, Parser, Default)]
@@ -50,7 +56,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DUR")]
     pub max_catchup: Option<String>,
 
-    /// Window start: YYYY-MM-DD, "YYYY-MM-DD HH:MM[:SS]" (UTC) or RFC 3339 [env: DIGEST_SINCE]
+    /// Window start: YYYY-MM-DD, "YYYY-MM-DD HH:MM[:SS]" (UTC) or RFC 3339; policy/graph also take a duration (7d), default 7d [env: DIGEST_SINCE]
     #[arg(long, global = true, value_name = "TIME")]
     pub since: Option<String>,
 
@@ -81,6 +87,34 @@ pub struct Cli {
     /// Pushgateway base URL for run metrics (POST to /metrics/job/edges_digest) [env: PUSHGATEWAY_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub pushgateway_url: Option<String>,
+
+    /// policy: the namespace (a DNS label; required); graph: only edges touching it [env: DIGEST_NAMESPACE]
+    #[arg(long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// policy: k8s (default) | calico-staged; graph: mermaid (default) | dot | svg [env: DIGEST_FORMAT]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// policy: also print `observed-ingress` from destination-reported allows [env: DIGEST_INGRESS] [default: 0]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ingress: Option<String>,
+
+    /// policy: CIDR excepted from the external rule (pod and service ranges); repeatable [env: DIGEST_EXCLUDE_CIDR, comma-separated]
+    #[arg(long, global = true, value_name = "CIDR")]
+    pub exclude_cidr: Vec<String>,
+
+    /// policy: DNS peer instead of kube-system/k8s-app=kube-dns: a CIDR (NodeLocal DNS) or NAMESPACE/KEY=VALUE [env: DIGEST_DNS_PEER]
+    #[arg(long, global = true, value_name = "PEER")]
+    pub dns_peer: Option<String>,
+
+    /// policy: omit the rule allowing traffic inside the namespace itself [env: DIGEST_NO_SELF] [default: 0]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_self: Option<String>,
+
+    /// policy: list observed edges the staged policy would deny; exit 7 when there are any [env: DIGEST_CHECK] [default: 0]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
@@ -90,4 +124,8 @@ pub enum Command {
     Run,
     /// Create the state tables edge_digest_run and edge_digest_announced, then exit (with --dry-run: report only)
     Migrate,
+    /// Print a NetworkPolicy (or Calico StagedNetworkPolicy) allowing what NAMESPACE was observed doing; --check: what the staged policy would deny
+    Policy,
+    /// Print the namespace graph (mermaid, dot or a self-contained SVG) of the window
+    Graph,
 }

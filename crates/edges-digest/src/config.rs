@@ -49,6 +49,158 @@ pub struct Config {
     pub json: bool,
     pub slack_timeout: std::time::Duration,
     pub pushgateway_url: Option<Secret>,
+    /// Settings of `policy` and `graph` (defaults for the other commands).
+    pub tool: ToolConfig,
+}
+
+/// Window start of `policy`/`graph`: a look-back from the DB's now, or a fixed time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinceSpec {
+    Ago(Dur),
+    At(OffsetDateTime),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyFormat {
+    K8s,
+    CalicoStaged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+    Svg,
+}
+
+/// Where DNS goes: kube-dns by default, `--dns-peer` a CIDR or `NAMESPACE/KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsPeer {
+    KubeDns,
+    Cidr(String),
+    Pods {
+        namespace: String,
+        key: String,
+        value: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolConfig {
+    pub since: SinceSpec,
+    pub namespace: Option<String>,
+    pub policy_format: PolicyFormat,
+    pub graph_format: GraphFormat,
+    pub ingress: bool,
+    pub exclude_cidrs: Vec<String>,
+    pub dns_peer: DnsPeer,
+    pub no_self: bool,
+    pub check: bool,
+}
+
+impl Default for ToolConfig {
+    fn default() -> Self {
+        ToolConfig {
+            since: SinceSpec::Ago(Dur {
+                text: "7d".into(),
+                value: Duration::days(7),
+            }),
+            namespace: None,
+            policy_format: PolicyFormat::K8s,
+            graph_format: GraphFormat::Mermaid,
+            ingress: false,
+            exclude_cidrs: Vec::new(),
+            dns_peer: DnsPeer::KubeDns,
+            no_self: false,
+            check: false,
+        }
+    }
+}
+
+/// RFC 1123 label, as Kubernetes requires of namespace names
+/// (kubernetes/kubernetes `staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go`
+/// `IsDNS1123Label`: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A label key or value as `metav1` allows it (qualified name: optional DNS-subdomain prefix
+/// `/`, name `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?` ≤ 63), kept simple and strict.
+fn is_label_part(s: &str, allow_prefix: bool) -> bool {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) if allow_prefix => (Some(p), n),
+        Some(_) => return false,
+        None => (None, s),
+    };
+    let ok_name = |n: &str| {
+        let b = n.as_bytes();
+        (1..=63).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+    };
+    ok_name(name)
+        && prefix.is_none_or(|p| (1..=253).contains(&p.len()) && p.split('.').all(is_dns_label))
+}
+
+/// `a.b.c.d/n` or an IPv6 CIDR; returns the canonical text (as given when valid).
+pub fn parse_cidr(s: &str) -> Result<String, String> {
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a CIDR like 10.42.0.0/16"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("{s:?} has a bad prefix length"))?;
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} has a bad address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if len > max || len.to_string() != s.split_once('/').map_or("", |x| x.1) {
+        return Err(format!("{s:?} has a bad prefix length"));
+    }
+    Ok(format!("{ip}/{len}"))
+}
+
+fn parse_dns_peer(s: &str) -> Result<DnsPeer, String> {
+    if s.contains('=') {
+        let (ns, kv) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR or NAMESPACE/KEY=VALUE"))?;
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if !is_dns_label(ns) || !is_label_part(k, true) || !is_label_part(v, false) {
+            return Err(format!(
+                "{s:?} is not NAMESPACE/KEY=VALUE with a DNS-label namespace and a label key=value"
+            ));
+        }
+        return Ok(DnsPeer::Pods {
+            namespace: ns.into(),
+            key: k.into(),
+            value: v.into(),
+        });
+    }
+    parse_cidr(s).map(DnsPeer::Cidr)
+}
+
+/// `--since` of policy/graph: a duration (7d) or a time.
+pub fn parse_tool_since(s: &str) -> Result<SinceSpec, String> {
+    if let Ok(d) = parse_duration(s) {
+        if d <= Duration::ZERO || d > Duration::days(3650) {
+            return Err(format!("{s} is outside 1s..=3650d"));
+        }
+        return Ok(SinceSpec::Ago(Dur {
+            text: s.to_string(),
+            value: d,
+        }));
+    }
+    parse_since(s)
+        .map(SinceSpec::At)
+        .map_err(|_| format!("{s:?} is not a duration like 7d or a time (YYYY-MM-DD, \"YYYY-MM-DD HH:MM[:SS]\", RFC 3339)"))
 }
 
 impl Config {
@@ -267,10 +419,84 @@ pub fn parse_config(
             ),
         ));
     }
-    let since = match get(cli.since, "DIGEST_SINCE") {
-        None => None,
-        Some(s) => Some(parse_since(&s).map_err(|e| bad("DIGEST_SINCE", e))?),
+    let is_tool = matches!(command, Command::Policy | Command::Graph);
+    let since_raw = get(cli.since, "DIGEST_SINCE");
+    let since = match &since_raw {
+        Some(s) if !is_tool => Some(parse_since(s).map_err(|e| bad("DIGEST_SINCE", e))?),
+        _ => None,
     };
+    let mut tool = ToolConfig::default();
+    if is_tool {
+        if let Some(s) = &since_raw {
+            tool.since = parse_tool_since(s).map_err(|e| bad("DIGEST_SINCE", e))?;
+        }
+        tool.namespace = get(cli.namespace, "DIGEST_NAMESPACE");
+        if let Some(ns) = &tool.namespace {
+            if !is_dns_label(ns) {
+                return Err(bad(
+                    "DIGEST_NAMESPACE",
+                    format!(
+                        "{:?} is not a DNS label (lowercase a-z, 0-9, '-', at most 63)",
+                        crate::render::clean(ns, 80)
+                    ),
+                ));
+            }
+        } else if command == Command::Policy {
+            return Err(bad(
+                "DIGEST_NAMESPACE",
+                "required for policy (--namespace NS)",
+            ));
+        }
+        let format = get(cli.format, "DIGEST_FORMAT");
+        match (command, format.as_deref()) {
+            (Command::Policy, None | Some("k8s")) => {}
+            (Command::Policy, Some("calico-staged")) => {
+                tool.policy_format = PolicyFormat::CalicoStaged;
+            }
+            (Command::Graph, None | Some("mermaid")) => {}
+            (Command::Graph, Some("dot")) => tool.graph_format = GraphFormat::Dot,
+            (Command::Graph, Some("svg")) => tool.graph_format = GraphFormat::Svg,
+            (c, Some(o)) => {
+                let allowed = if c == Command::Policy {
+                    "k8s or calico-staged"
+                } else {
+                    "mermaid, dot or svg"
+                };
+                return Err(bad(
+                    "DIGEST_FORMAT",
+                    format!("{:?} is not {allowed}", crate::render::clean(o, 40)),
+                ));
+            }
+            _ => {}
+        }
+        tool.ingress = boolean(cli.ingress, "DIGEST_INGRESS", false)?;
+        tool.no_self = boolean(cli.no_self, "DIGEST_NO_SELF", false)?;
+        tool.check = boolean(cli.check, "DIGEST_CHECK", false)?;
+        let cidrs: Vec<String> = if cli.exclude_cidr.is_empty() {
+            get(None, "DIGEST_EXCLUDE_CIDR")
+                .map(|v| {
+                    v.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            cli.exclude_cidr.clone()
+        };
+        for c in cidrs {
+            let c = parse_cidr(&c)
+                .map_err(|e| bad("DIGEST_EXCLUDE_CIDR", crate::render::clean(&e, 120)))?;
+            if !tool.exclude_cidrs.contains(&c) {
+                tool.exclude_cidrs.push(c);
+            }
+        }
+        tool.exclude_cidrs.sort();
+        if let Some(p) = get(cli.dns_peer, "DIGEST_DNS_PEER") {
+            tool.dns_peer = parse_dns_peer(&p)
+                .map_err(|e| bad("DIGEST_DNS_PEER", crate::render::clean(&e, 160)))?;
+        }
+    }
     let max_edges = match get(cli.max_edges, "DIGEST_MAX_EDGES") {
         None => 40,
         Some(s) => match s.parse::<u32>() {
@@ -334,6 +560,7 @@ pub fn parse_config(
         json,
         slack_timeout: std::time::Duration::from_secs(slack_timeout),
         pushgateway_url: pushgateway_url.map(Secret::new),
+        tool,
     })
 }
 

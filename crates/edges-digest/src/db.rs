@@ -1,7 +1,7 @@
 //! The database side (spec §3): connection, state tables, the advisory lock and the three
 //! statements of the REPEATABLE READ snapshot. Errors are one line, password scrubbed.
 
-use crate::decide::EdgeRow;
+use crate::decide::Item;
 use homelab_core::Secret;
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
 use std::time::Duration;
@@ -131,20 +131,30 @@ pub fn begin(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub edge_exists: bool,
+    /// `edge.reporter`, `edge.pending_deny_last_seen` and `egress_edge` all present (the
+    /// aggregator's migration 0002, `SCHEMA.md`).
+    pub per_side_schema: bool,
     pub state_tables: bool,
     pub now: OffsetDateTime,
     pub last_end: Option<OffsetDateTime>,
 }
 
+/// SQL that is true when the per-side schema (issue 13/17) is in place.
+pub const PER_SIDE_SCHEMA_SQL: &str = "to_regclass('egress_edge') IS NOT NULL AND \
+    (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+     AND table_name = 'edge' AND column_name IN ('reporter', 'pending_deny_last_seen')) = 2";
+
 pub fn probe(tx: &mut Transaction<'_>, use_state: bool) -> Result<Probe, postgres::Error> {
     let row = tx.query_one(
-        "SELECT to_regclass('edge') IS NOT NULL, \
-         to_regclass('edge_digest_run') IS NOT NULL AND to_regclass('edge_digest_announced') IS NOT NULL, \
-         transaction_timestamp()",
+        &format!(
+            "SELECT to_regclass('edge') IS NOT NULL, \
+             to_regclass('edge_digest_run') IS NOT NULL AND to_regclass('edge_digest_announced') IS NOT NULL, \
+             transaction_timestamp(), {PER_SIDE_SCHEMA_SQL}"
+        ),
         &[],
     )?;
-    let (edge_exists, state_tables, now): (bool, bool, OffsetDateTime) =
-        (row.get(0), row.get(1), row.get(2));
+    let (edge_exists, state_tables, now, per_side_schema): (bool, bool, OffsetDateTime, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     let last_end = if use_state && state_tables {
         tx.query_one("SELECT max(window_end) FROM edge_digest_run", &[])?
             .get(0)
@@ -153,62 +163,118 @@ pub fn probe(tx: &mut Transaction<'_>, use_state: bool) -> Result<Probe, postgre
     };
     Ok(Probe {
         edge_exists,
+        per_side_schema,
         state_tables: use_state && state_tables,
         now,
         last_end,
     })
 }
 
-fn cte(announced: bool) -> &'static str {
-    if announced {
-        "WITH c AS (SELECT e.src_ns, e.dst_ns, e.action, e.first_seen, e.flow_count FROM edge e \
-         WHERE e.first_seen > $1 AND NOT EXISTS (SELECT 1 FROM edge_digest_announced a \
-         WHERE (a.src_ns, a.dst_ns, a.action) = (e.src_ns, e.dst_ns, e.action))) "
+/// Every candidate item of a digest, one row per announced key.
+///
+/// - `edge`: `(src, dst, action)` over both reporting sides (issue 13): first seen = earliest
+///   side, flows = the larger side's count (each side counts its own reports, so summing would
+///   double an in-cluster connection); a pair with a `deny` row of either side shows only as
+///   `deny`.
+/// - `egress`: the same over `egress_edge`, keyed by destination, protocol and port; the ledger
+///   key is `(src_ns, 'egress:<type>:<name>:<proto>:<port>', action)` — `:` is not in a DNS
+///   label, so it never meets a namespace key.
+/// - `staged`: pairs (edge or egress) whose `pending_deny_last_seen` falls after the window
+///   start; ledger key action `staged-deny`, so each is told once.
+fn cte(announced: bool) -> String {
+    let filter = if announced {
+        "WHERE NOT EXISTS (SELECT 1 FROM edge_digest_announced a \
+         WHERE (a.src_ns, a.dst_ns, a.action) = (c0.src_ns, c0.key_dst, c0.key_action))"
     } else {
-        "WITH c AS (SELECT e.src_ns, e.dst_ns, e.action, e.first_seen, e.flow_count FROM edge e \
-         WHERE e.first_seen > $1) "
-    }
+        ""
+    };
+    format!(
+        "WITH p AS (SELECT src_ns, dst_ns, bool_or(action = 'deny') AS denied, \
+           max(pending_deny_last_seen) AS pending, max(flow_count) AS flows FROM edge GROUP BY src_ns, dst_ns), \
+         t AS (SELECT src_ns, dst_ns, action, min(first_seen) AS first_seen, max(flow_count) AS flow_count \
+           FROM edge GROUP BY src_ns, dst_ns, action), \
+         gp AS (SELECT src_ns, dst_type, dst_name, proto, dst_port, bool_or(action = 'deny') AS denied, \
+           max(pending_deny_last_seen) AS pending, max(flow_count) AS flows \
+           FROM egress_edge GROUP BY src_ns, dst_type, dst_name, proto, dst_port), \
+         gt AS (SELECT src_ns, dst_type, dst_name, proto, dst_port, action, min(first_seen) AS first_seen, \
+           max(flow_count) AS flow_count FROM egress_edge GROUP BY src_ns, dst_type, dst_name, proto, dst_port, action), \
+         c0 AS ( \
+           SELECT 'edge'::text AS kind, t.src_ns, t.dst_ns, ''::text AS dst_type, ''::text AS dst_name, \
+             ''::text AS proto, 0 AS dst_port, t.action, t.first_seen AS at, t.flow_count, \
+             t.dst_ns AS key_dst, t.action AS key_action \
+           FROM t JOIN p USING (src_ns, dst_ns) WHERE t.first_seen > $1 AND (t.action = 'deny' OR NOT p.denied) \
+           UNION ALL \
+           SELECT 'egress', gt.src_ns, '', gt.dst_type, gt.dst_name, gt.proto, gt.dst_port, gt.action, \
+             gt.first_seen, gt.flow_count, \
+             'egress:' || gt.dst_type || ':' || gt.dst_name || ':' || gt.proto || ':' || gt.dst_port, gt.action \
+           FROM gt JOIN gp USING (src_ns, dst_type, dst_name, proto, dst_port) \
+           WHERE gt.first_seen > $1 AND (gt.action = 'deny' OR NOT gp.denied) \
+           UNION ALL \
+           SELECT 'staged', p.src_ns, p.dst_ns, '', '', '', 0, CASE WHEN p.denied THEN 'deny' ELSE 'allow' END, \
+             p.pending, p.flows, p.dst_ns, 'staged-deny' \
+           FROM p WHERE p.pending >= $1 \
+           UNION ALL \
+           SELECT 'staged', gp.src_ns, '', gp.dst_type, gp.dst_name, gp.proto, gp.dst_port, \
+             CASE WHEN gp.denied THEN 'deny' ELSE 'allow' END, gp.pending, gp.flows, \
+             'egress:' || gp.dst_type || ':' || gp.dst_name || ':' || gp.proto || ':' || gp.dst_port, 'staged-deny' \
+           FROM gp WHERE gp.pending >= $1), \
+         c AS (SELECT * FROM c0 {filter}) "
+    )
 }
 
-/// §3.4a.
-pub fn counts(
+/// The candidates of this run, computed once into a temporary table dropped at the end of the
+/// transaction (§3.4 evaluated the CTE per statement; with the per-side grouping that tripled
+/// the work). Counts, lines and the ledger insert read it, all in the same snapshot.
+pub const CANDIDATES: &str = "edges_digest_candidates";
+
+pub fn materialize(
     tx: &mut Transaction<'_>,
     since: OffsetDateTime,
     announced: bool,
-) -> Result<Vec<(String, i64)>, postgres::Error> {
+) -> Result<(), postgres::Error> {
     let sql = format!(
-        "{}SELECT action, count(*) FROM c GROUP BY action",
+        "CREATE TEMPORARY TABLE {CANDIDATES} ON COMMIT DROP AS {}SELECT * FROM c",
         cte(announced)
     );
+    tx.execute(&sql, &[&since])?;
+    Ok(())
+}
+
+/// §3.4a, per section: `(kind, action, count)`.
+pub fn counts(tx: &mut Transaction<'_>) -> Result<Vec<(String, String, i64)>, postgres::Error> {
+    let sql = format!("SELECT kind, action, count(*) FROM {CANDIDATES} GROUP BY kind, action");
     Ok(tx
-        .query(&sql, &[&since])?
+        .query(&sql, &[])?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
 
-/// §3.4b: at most `limit` rows reach the client.
+/// §3.4b for one section: at most `limit` rows reach the client, deny first.
 pub fn lines(
     tx: &mut Transaction<'_>,
-    since: OffsetDateTime,
-    announced: bool,
+    kind: &str,
     limit: i64,
-) -> Result<Vec<EdgeRow>, postgres::Error> {
+) -> Result<Vec<Item>, postgres::Error> {
     let sql = format!(
-        "{}SELECT src_ns, dst_ns, action, first_seen, flow_count FROM c ORDER BY \
+        "SELECT src_ns, dst_ns, dst_type, dst_name, proto, dst_port, action, at, flow_count FROM {CANDIDATES} \
+         WHERE kind = $1 ORDER BY \
          CASE action WHEN 'deny' THEN 0 WHEN 'allow' THEN 1 WHEN 'pass' THEN 2 WHEN 'unspecified' THEN 3 ELSE 4 END, \
-         src_ns COLLATE \"C\", dst_ns COLLATE \"C\", action COLLATE \"C\" LIMIT $2",
-        cte(announced)
+         src_ns COLLATE \"C\", key_dst COLLATE \"C\", action COLLATE \"C\" LIMIT $2"
     );
     Ok(tx
-        .query(&sql, &[&since, &limit])?
+        .query(&sql, &[&kind, &limit])?
         .iter()
-        .map(|r| EdgeRow {
+        .map(|r| Item {
             src_ns: r.get(0),
             dst_ns: r.get(1),
-            action: r.get(2),
-            first_seen: r.get(3),
-            flow_count: r.get(4),
+            dst_type: r.get(2),
+            dst_name: r.get(3),
+            proto: r.get(4),
+            dst_port: r.get(5),
+            action: r.get(6),
+            at: r.get(7),
+            flow_count: r.get(8),
         })
         .collect())
 }
@@ -229,11 +295,10 @@ pub fn record(
         )?
         .get(0);
     let sql = format!(
-        "{}INSERT INTO edge_digest_announced (src_ns, dst_ns, action, first_seen, run_id) \
-         SELECT src_ns, dst_ns, action, first_seen, $2::bigint FROM c",
-        cte(true)
+        "INSERT INTO edge_digest_announced (src_ns, dst_ns, action, first_seen, run_id) \
+         SELECT src_ns, key_dst, key_action, at, $1::bigint FROM {CANDIDATES}"
     );
-    tx.execute(&sql, &[&since, &id])
+    tx.execute(&sql, &[&id])
 }
 
 #[cfg(test)]

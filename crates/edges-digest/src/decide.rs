@@ -190,12 +190,17 @@ pub const COUNTS_MAX_BYTES: usize = 600;
 
 /// `<action> <n>` in the given (rank) order, `, `-joined, bounded by [`COUNTS_MAX_BYTES`].
 pub fn counts_text(counts: &[(String, i64)]) -> String {
+    counts_text_capped(counts, COUNTS_MAX_BYTES)
+}
+
+/// [`counts_text`] within `cap` bytes (≥ 60).
+pub fn counts_text_capped(counts: &[(String, i64)], cap: usize) -> String {
     let mut out = String::new();
     let mut rest = 0i64;
     for (a, n) in counts {
         let part = format!("{} {n}", slack::esc(a, NAME_CAP));
         // Keep room for the summary (`, other actions <n>` ≤ 40 bytes).
-        if rest == 0 && out.len() + 2 + part.len() + 40 <= COUNTS_MAX_BYTES {
+        if rest == 0 && out.len() + 2 + part.len() + 40 <= cap {
             if !out.is_empty() {
                 out.push_str(", ");
             }
@@ -254,6 +259,179 @@ pub fn render_text(
         shown,
         more: more.max(0),
     }
+}
+
+/// One row of the egress or staged section (see `db::cte`). For an in-cluster destination
+/// `dst_ns` is set and `dst_type` empty; for external egress the reverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub src_ns: String,
+    pub dst_ns: String,
+    pub dst_type: String,
+    pub dst_name: String,
+    pub proto: String,
+    pub dst_port: i32,
+    pub action: String,
+    /// Egress: first seen; staged: the last time staged policy would have denied it.
+    pub at: OffsetDateTime,
+    pub flow_count: Option<i64>,
+}
+
+impl Item {
+    pub fn to_edge_row(&self) -> EdgeRow {
+        EdgeRow {
+            src_ns: self.src_ns.clone(),
+            dst_ns: self.dst_ns.clone(),
+            action: self.action.clone(),
+            first_seen: self.at,
+            flow_count: self.flow_count,
+        }
+    }
+
+    /// `` `dbaas` `` or ``network `pub` tcp/443`` (escaped).
+    pub fn dst_text(&self) -> String {
+        if self.dst_type.is_empty() {
+            return format!("`{}`", slack::esc(&self.dst_ns, NAME_CAP));
+        }
+        let port = if self.dst_port > 0 {
+            format!("/{}", self.dst_port)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} `{}` {}{port}",
+            slack::esc(&self.dst_type, NAME_CAP),
+            slack::esc(&self.dst_name, NAME_CAP),
+            slack::esc(&self.proto, 16)
+        )
+    }
+}
+
+fn action_text(a: &str) -> String {
+    if a == "deny" {
+        "*deny*".to_string()
+    } else {
+        slack::esc(a, NAME_CAP)
+    }
+}
+
+/// A line of the "new external egress" section.
+pub fn egress_line(r: &Item) -> String {
+    let flows = match r.flow_count {
+        None => "? flows".to_string(),
+        Some(n) => plural(n, "flow", "flows"),
+    };
+    format!(
+        "• `{}` → {}  {} · {} · first {}Z",
+        slack::esc(&r.src_ns, NAME_CAP),
+        r.dst_text(),
+        action_text(&r.action),
+        flows,
+        minute(r.at)
+    )
+}
+
+/// A line of the "would be denied by staged policy" section; the action is today's verdict.
+pub fn staged_line(r: &Item) -> String {
+    format!(
+        "• `{}` → {}  {} today · staged deny last {}Z",
+        slack::esc(&r.src_ns, NAME_CAP),
+        r.dst_text(),
+        action_text(&r.action),
+        minute(r.at)
+    )
+}
+
+/// Bytes kept free for each later section (header ≤ 160 with its 100-byte counts, tail ≤ 120):
+/// sections after the first can never push the text past the cap.
+pub const SECTION_RESERVE: usize = 300;
+const SECTION_COUNTS_MAX: usize = 100;
+
+/// A further digest section.
+#[derive(Debug, Clone, Default)]
+pub struct Section {
+    /// `(action, n)` in rank order.
+    pub counts: Vec<(String, i64)>,
+    pub rows: Vec<Item>,
+    pub total: i64,
+}
+
+/// Shown/more of each further section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SectionShown {
+    pub shown: usize,
+    pub more: i64,
+}
+
+/// The whole digest: §4.3's edge part, then "new external egress" and "would be denied by
+/// staged policy" when they have rows. Edge lines keep §4.3's budget when no section follows;
+/// each following section reserves [`SECTION_RESERVE`] bytes, so the text stays ≤ 3 500 bytes.
+pub fn render_digest(
+    edges: (&[(String, i64)], &[EdgeRow], i64),
+    egress: &Section,
+    staged: &Section,
+    label: &Label,
+    max_edges: usize,
+) -> (Rendered, SectionShown, SectionShown) {
+    let extras = [egress, staged].iter().filter(|s| s.total > 0).count();
+    let mut r = render_text(
+        edges.0,
+        edges.1,
+        edges.2,
+        label,
+        max_edges,
+        MAX_TEXT_BYTES - SECTION_RESERVE * extras,
+    );
+    let mut later = extras;
+    let mut out = [SectionShown::default(); 2];
+    for (i, sec) in [egress, staged].into_iter().enumerate() {
+        if sec.total == 0 {
+            continue;
+        }
+        later -= 1;
+        let limit = MAX_TEXT_BYTES - SECTION_RESERVE * later;
+        let title = if i == 0 {
+            "new external egress"
+        } else {
+            "would be denied by staged policy"
+        };
+        r.text.push_str(&format!(
+            "\n*{} {title}*  ({})",
+            sec.total,
+            counts_text_capped(&sec.counts, SECTION_COUNTS_MAX)
+        ));
+        let mut shown = 0;
+        for row in &sec.rows {
+            if shown >= max_edges {
+                break;
+            }
+            let line = if i == 0 {
+                egress_line(row)
+            } else {
+                staged_line(row)
+            };
+            if r.text.len() + 1 + line.len() > limit {
+                break;
+            }
+            r.text.push('\n');
+            r.text.push_str(&line);
+            shown += 1;
+        }
+        let more = sec.total - shown as i64;
+        if more > 0 {
+            let hint = if i == 0 {
+                format!("edges-digest graph --since {}", label.tail_arg())
+            } else {
+                "edges-digest policy --check --namespace <ns>".to_string()
+            };
+            r.text.push_str(&format!("\n+{more} more — `{hint}`"));
+        }
+        out[i] = SectionShown {
+            shown,
+            more: more.max(0),
+        };
+    }
+    (r, out[0], out[1])
 }
 
 /// §6.1, parameterised for this binary.

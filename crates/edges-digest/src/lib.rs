@@ -8,15 +8,17 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decide;
+pub mod graph;
+pub mod policy;
+pub mod render;
 pub mod report;
 pub mod tls;
+pub mod tool;
+pub mod trail;
 
 use crate::cli::Command;
 use crate::config::{Config, StateMode};
-use crate::decide::{
-    compute_window, exit_code, order_counts, render_text, Failure, Label, WindowSpec,
-    MAX_TEXT_BYTES,
-};
+use crate::decide::{compute_window, exit_code, order_counts, Failure, Label, WindowSpec};
 use crate::report::{error, info, warn, Sink, Summary};
 use homelab_core::slack::{self, Outcome, Pacer, RetryPolicy};
 use std::time::Duration;
@@ -62,6 +64,11 @@ pub fn run(cfg: &Config) -> i32 {
 
 /// Everything except config parsing; returns the exit code.
 pub fn run_with(cfg: &Config, world: &mut World<'_>) -> i32 {
+    if matches!(cfg.command, Command::Policy | Command::Graph) {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        return tool::run(cfg, world.sink, &mut lock);
+    }
     let webhook_shown = cfg.webhook.as_ref().map_or_else(
         || "none".to_string(),
         |w| homelab_core::redact_url(w.expose()),
@@ -196,6 +203,10 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
         error(world.sink, report::L_NOTABLE);
         return Some(Failure::Database);
     }
+    if !probe.per_side_schema {
+        error(world.sink, report::L_OLDSCHEMA);
+        return Some(Failure::Database);
+    }
     if let Some(s) = cfg.since {
         if s > probe.now {
             error(
@@ -225,12 +236,31 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
             &report::l_clip(&cfg.max_catchup.text, last_end, since),
         );
     }
-    let counts = match db::counts(&mut tx, w.since, probe.state_tables) {
-        Ok(c) => order_counts(c),
+    if let Err(e) = db::materialize(&mut tx, w.since, probe.state_tables) {
+        return db_fail(world, cfg, &e);
+    }
+    let all = match db::counts(&mut tx) {
+        Ok(c) => c,
         Err(e) => return db_fail(world, cfg, &e),
     };
-    let n: i64 = counts.iter().map(|(_, c)| c).sum();
-    sum.new_edges = n;
+    let of_kind = |k: &str| {
+        order_counts(
+            all.iter()
+                .filter(|(kind, _, _)| kind == k)
+                .map(|(_, a, n)| (a.clone(), *n))
+                .collect(),
+        )
+    };
+    let (counts, egress_counts, staged_counts) =
+        (of_kind("edge"), of_kind("egress"), of_kind("staged"));
+    let total = |c: &[(String, i64)]| c.iter().map(|(_, n)| n).sum::<i64>();
+    let (n_edges, n_egress, n_staged) =
+        (total(&counts), total(&egress_counts), total(&staged_counts));
+    // Every announced key: the ledger insert must match this (§3.4c).
+    let n = n_edges + n_egress + n_staged;
+    sum.new_edges = n_edges;
+    sum.new_egress = n_egress;
+    sum.staged_denies = n_staged;
     sum.by_action = counts.clone();
     info(
         world.sink,
@@ -250,28 +280,55 @@ fn digest(cfg: &Config, world: &mut World<'_>, sum: &mut Summary) -> Option<Fail
         sum.result = "empty";
         return None;
     }
-    let rows = match db::lines(
-        &mut tx,
-        w.since,
-        probe.state_tables,
-        i64::from(cfg.max_edges),
-    ) {
-        Ok(r) => r,
-        Err(e) => return db_fail(world, cfg, &e),
+    let limit = i64::from(cfg.max_edges);
+    let mut fetch = |kind: &str, n: i64| {
+        if n == 0 {
+            Ok(Vec::new())
+        } else {
+            db::lines(&mut tx, kind, limit)
+        }
     };
+    let (edge_items, egress_rows, staged_rows) = match (
+        fetch("edge", n_edges),
+        fetch("egress", n_egress),
+        fetch("staged", n_staged),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return db_fail(world, cfg, &e),
+    };
+    let rows: Vec<decide::EdgeRow> = edge_items.iter().map(decide::Item::to_edge_row).collect();
     let label = if w.since_label {
         Label::Since(w.since)
     } else {
         Label::Last(cfg.window.text.clone())
     };
-    let r = render_text(
-        &counts,
-        &rows,
-        n,
+    let egress = decide::Section {
+        counts: egress_counts,
+        rows: egress_rows,
+        total: n_egress,
+    };
+    let staged = decide::Section {
+        counts: staged_counts,
+        rows: staged_rows,
+        total: n_staged,
+    };
+    let (r, _, _) = decide::render_digest(
+        (&counts, &rows, n_edges),
+        &egress,
+        &staged,
         &label,
         cfg.max_edges as usize,
-        MAX_TEXT_BYTES,
     );
+    sum.egress = egress
+        .rows
+        .into_iter()
+        .take(cfg.max_edges as usize)
+        .collect();
+    sum.staged = staged
+        .rows
+        .into_iter()
+        .take(cfg.max_edges as usize)
+        .collect();
     sum.shown = r.shown;
     sum.more = r.more;
     sum.edges = rows.into_iter().take(r.shown).collect();

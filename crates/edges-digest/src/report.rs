@@ -1,7 +1,7 @@
 //! What the run tells: the log catalogue of spec §6 (byte-exact texts), the `--json` document
 //! (§9.7) and the Pushgateway metrics (§9.8).
 
-use crate::decide::EdgeRow;
+use crate::decide::{EdgeRow, Item};
 use homelab_core::log::{format_utc, Severity};
 use homelab_core::pushgateway::{render, Gauge};
 use serde_json::{json, Map, Value};
@@ -83,6 +83,9 @@ pub fn l_notice_failed(reason: &str) -> String {
 pub fn l_2xxbody(code: u16, body: &str) -> String {
     format!("slack answered HTTP {code} body {body} (expected \"ok\"); treated as delivered")
 }
+/// The aggregator's per-side migration (issue 13) has not run: `edge.reporter`,
+/// `edge.pending_deny_last_seen` or `egress_edge` are missing.
+pub const L_OLDSCHEMA: &str = "table edge has no reporter/pending_deny_last_seen column or table egress_edge is missing — run goldmane-edge-aggregator's migration (start the aggregator once, it applies migrations/0002 on start)";
 pub const L_NOTABLE: &str =
     "table edge does not exist — is goldmane-edge-aggregator deployed and migrated?";
 pub fn l_statemig(err: &str) -> String {
@@ -115,6 +118,27 @@ pub struct Summary {
     pub slack_error: Option<String>,
     pub text: Option<String>,
     pub edges: Vec<EdgeRow>,
+    pub new_egress: i64,
+    pub staged_denies: i64,
+    pub egress: Vec<Item>,
+    pub staged: Vec<Item>,
+}
+
+fn item_json(e: &Item, at: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("src_ns".into(), json!(e.src_ns));
+    if e.dst_type.is_empty() {
+        m.insert("dst_ns".into(), json!(e.dst_ns));
+    } else {
+        m.insert("dst_type".into(), json!(e.dst_type));
+        m.insert("dst_name".into(), json!(e.dst_name));
+        m.insert("proto".into(), json!(e.proto));
+        m.insert("dst_port".into(), json!(e.dst_port));
+    }
+    m.insert("action".into(), json!(e.action));
+    m.insert("flow_count".into(), json!(e.flow_count));
+    m.insert(at.into(), json!(rfc(e.at)));
+    Value::Object(m)
 }
 
 /// W2.7: RFC 3339 with offset, seconds precision, like `date -Is -u`.
@@ -153,6 +177,10 @@ impl Summary {
             "slack_error": self.slack_error,
             "text": self.text,
             "edges": edges,
+            "new_egress": self.new_egress,
+            "staged_denies": self.staged_denies,
+            "egress": self.egress.iter().map(|e| item_json(e, "first_seen")).collect::<Vec<_>>(),
+            "staged": self.staged.iter().map(|e| item_json(e, "pending_deny_last_seen")).collect::<Vec<_>>(),
         })
     }
 }

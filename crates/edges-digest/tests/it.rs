@@ -7,6 +7,9 @@ mod it {
     mod binary;
     mod delivery;
     mod failures;
+    mod graph;
+    mod policy;
+    mod sides;
     mod tls;
     mod window;
 }

@@ -33,7 +33,9 @@ fn missing_edge_table_is_notable_exit_3() {
 fn role_without_create_fails_state_tables_and_state_none_still_works() {
     let env = Env::new();
     env.edge("a", "b", "allow", "1 hour", 1);
-    env.sql("CREATE ROLE reader LOGIN PASSWORD 'r34d3rPw'; GRANT SELECT ON edge TO reader");
+    env.sql(
+        "CREATE ROLE reader LOGIN PASSWORD 'r34d3rPw'; GRANT SELECT ON edge, egress_edge TO reader",
+    );
     let mut vars = env.vars();
     vars[0].1 = format!(
         "postgres://reader:r34d3rPw@127.0.0.1:{}/{DB}",

@@ -12,8 +12,40 @@ use testkit::{Postgres, SlackSink};
 
 pub const DB: &str = "goldmane_edges";
 
-/// goldmane-edge-aggregator spec §4.1, exact (its `migrations/0001_edge.sql`).
+/// `edge` as the aggregator's per-side migration leaves it: /work/wt/SCHEMA.md (issues 13 + 17),
+/// exact. Tests create the tables from these constants; the aggregator owns the real migration.
 pub const EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS edge (
+    src_ns         text        NOT NULL,
+    dst_ns         text        NOT NULL,
+    action         text        NOT NULL,
+    reporter       text        NOT NULL,
+    first_seen     timestamptz NOT NULL,
+    last_seen      timestamptz NOT NULL,
+    flow_count     bigint      NOT NULL,
+    pending_action text        NULL,
+    pending_deny_last_seen timestamptz NULL,
+    PRIMARY KEY (src_ns, dst_ns, action, reporter)
+);";
+
+/// `egress_edge`, SCHEMA.md exact.
+pub const EGRESS_EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS egress_edge (
+    src_ns         text        NOT NULL,
+    dst_type       text        NOT NULL,
+    dst_name       text        NOT NULL,
+    proto          text        NOT NULL,
+    dst_port       integer     NOT NULL,
+    action         text        NOT NULL,
+    reporter       text        NOT NULL,
+    first_seen     timestamptz NOT NULL,
+    last_seen      timestamptz NOT NULL,
+    flow_count     bigint      NOT NULL,
+    pending_action text        NULL,
+    pending_deny_last_seen timestamptz NULL,
+    PRIMARY KEY (src_ns, dst_type, dst_name, proto, dst_port, action, reporter)
+);";
+
+/// Today's table before the per-side migration (aggregator `migrations/0001_edge.sql`).
+pub const OLD_EDGE_DDL: &str = "CREATE TABLE IF NOT EXISTS edge (
     src_ns     text        NOT NULL,
     dst_ns     text        NOT NULL,
     action     text        NOT NULL,
@@ -28,16 +60,15 @@ pub const LEGACY_EDGE_DDL: &str = "CREATE TABLE edge (
     src_ns text, dst_ns text, action text, first_seen timestamptz, last_seen timestamptz,
     flow_count bigint, PRIMARY KEY (src_ns, dst_ns, action));";
 
-/// Where the aggregator keeps its migration (spec 12.3: `edge` is created from that file).
+/// Where the aggregator keeps its first migration (today's table).
 pub const AGGREGATOR_MIGRATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../goldmane-edge-aggregator/migrations/0001_edge.sql"
 );
 
-/// The aggregator's own migration when its crate is in the tree, else the spec's copy of it
-/// (this branch may be built before the aggregator is merged).
+/// Both per-side tables (SCHEMA.md).
 pub fn edge_ddl() -> String {
-    std::fs::read_to_string(AGGREGATOR_MIGRATION).unwrap_or_else(|_| EDGE_DDL.to_string())
+    format!("{EDGE_DDL}\n{EGRESS_EDGE_DDL}")
 }
 
 pub struct Env {
@@ -63,12 +94,49 @@ impl Env {
     pub fn sql(&self, sql: &str) -> String {
         self.pg.psql(DB, sql).trim().to_string()
     }
-    /// Insert an edge first seen `ago` before now (e.g. `'30 minutes'`).
+    /// Insert a source-reported edge first seen `ago` before now (e.g. `'30 minutes'`).
     pub fn edge(&self, src: &str, dst: &str, action: &str, ago: &str, flows: i64) {
+        self.edge_side(src, dst, action, "src", ago, flows);
+    }
+    /// Insert an edge reported by `reporter` (`src`|`dst`), first and last seen `ago`..now.
+    pub fn edge_side(
+        &self,
+        src: &str,
+        dst: &str,
+        action: &str,
+        reporter: &str,
+        ago: &str,
+        flows: i64,
+    ) {
         self.sql(&format!(
-            "INSERT INTO edge VALUES ({}, {}, {}, now() - interval '{ago}', now(), {flows})",
+            "INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, now() - interval '{ago}', now(), {flows})",
             lit(src),
             lit(dst),
+            lit(action),
+            lit(reporter)
+        ));
+    }
+    /// Insert an `egress_edge` row (source-reported).
+    #[allow(clippy::too_many_arguments)]
+    pub fn egress(
+        &self,
+        src: &str,
+        dst_type: &str,
+        dst_name: &str,
+        proto: &str,
+        port: i32,
+        action: &str,
+        ago: &str,
+        flows: i64,
+    ) {
+        self.sql(&format!(
+            "INSERT INTO egress_edge (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, {port}, {}, 'src', now() - interval '{ago}', now(), {flows})",
+            lit(src),
+            lit(dst_type),
+            lit(dst_name),
+            lit(proto),
             lit(action)
         ));
     }
@@ -200,4 +268,58 @@ pub fn bin(vars: &[(String, String)], args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run edges-digest")
+}
+
+/// A demo-like trail (the shape the aggregator's Goldmane scenario leaves): two-sided reports
+/// incl. a src-allow/dst-deny pair, egress to the public network on tcp/443 and a udp port, a
+/// namespaced networkset, an ICMP flow and a staged-policy pending deny.
+pub fn seed_demo(env: &Env) {
+    let e = |src: &str, dst: &str, action: &str, rep: &str, first: &str, flows: i64| {
+        env.sql(&format!(
+            "INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ({}, {}, {}, {}, now() - interval '{first}', now() - interval '5 minutes', {flows})",
+            lit(src),
+            lit(dst),
+            lit(action),
+            lit(rep)
+        ));
+    };
+    e("monitoring", "immich", "allow", "src", "10 days", 12);
+    e("monitoring", "immich", "allow", "dst", "10 days", 12);
+    e("argocd", "monitoring", "allow", "src", "9 days", 1);
+    e("argocd", "monitoring", "allow", "dst", "9 days", 1);
+    e("recruiter-responder", "dbaas", "allow", "src", "2 days", 3);
+    e("recruiter-responder", "dbaas", "deny", "dst", "2 days", 3);
+    e("immich", "dbaas", "allow", "src", "10 days", 7);
+    e("immich", "dbaas", "allow", "dst", "10 days", 7);
+    e("immich", "monitoring", "allow", "src", "10 days", 2);
+    e("immich", "monitoring", "allow", "dst", "10 days", 2);
+    // Outside a 7 d window (last seen 8 days ago): never observed in it.
+    env.sql("INSERT INTO edge (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ('immich', 'old-ns', 'allow', 'src', now() - interval '20 days', now() - interval '8 days', 4)");
+    env.sql("UPDATE edge SET pending_action = 'deny', pending_deny_last_seen = now() - interval '10 minutes' \
+             WHERE src_ns = 'immich' AND dst_ns = 'monitoring'");
+    let g = |dst_type: &str, name: &str, proto: &str, port: i32, flows: i64| {
+        env.sql(&format!(
+            "INSERT INTO egress_edge (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count) \
+             VALUES ('immich', {}, {}, {}, {port}, 'allow', 'src', now() - interval '10 days', now() - interval '5 minutes', {flows})",
+            lit(dst_type),
+            lit(name),
+            lit(proto)
+        ));
+    };
+    g("network", "pub", "tcp", 443, 40);
+    g("network", "pub", "udp", 3478, 2);
+    g("networkset", "immich/cdn", "tcp", 443, 5);
+    g("network", "pvt", "icmp", 0, 1);
+}
+
+/// The binary with `DATABASE_URL` of this env and the given args; stdout and stderr as text.
+pub fn tool(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = bin(&[("DATABASE_URL".into(), env.pg.url(DB))], args);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }

@@ -30,7 +30,7 @@ fn every_sslmode_against_a_tls_only_role() {
         ),
     )
     .unwrap();
-    env.sql("CREATE ROLE tlsonly LOGIN; GRANT SELECT ON edge TO tlsonly");
+    env.sql("CREATE ROLE tlsonly LOGIN; GRANT SELECT ON edge, egress_edge TO tlsonly");
     env.sql("ALTER SYSTEM SET ssl = on");
     env.sql("SELECT pg_reload_conf()");
     testkit::wait_until(10, "ssl = on", || env.sql("SHOW ssl") == "on");

@@ -1,6 +1,7 @@
 //! The announced set and the window on the DB clock (§3.3, 12.3 #1–3, 9, 10, 13, 14).
 
 use super::support::*;
+use homelab_core::log::Severity;
 
 #[test]
 fn first_run_posts_exact_text_rerun_is_quiet_and_new_row_alone_is_posted() {
@@ -75,11 +76,11 @@ fn exact_text_for_three_rows_in_a_fixed_window() {
     // 12.3 #1 byte-exact with --since, independent of the wall clock.
     let env = Env::new();
     env.sql(
-        "INSERT INTO edge VALUES
-         ('recruiter-responder', 'dbaas', 'deny', '2026-06-28 07:42:31+00', now(), 3),
-         ('monitoring', 'immich', 'allow', '2026-06-27 09:05:00+00', now(), 12),
-         ('a', 'b', 'unspecified', '2026-06-27 09:06:00+00', now(), 2),
-         ('old', 'stuff', 'allow', '2026-06-20 00:00:00+00', now(), 5)",
+        "INSERT INTO edge (src_ns, dst_ns, action, first_seen, last_seen, flow_count, reporter) VALUES
+         ('recruiter-responder', 'dbaas', 'deny', '2026-06-28 07:42:31+00', now(), 3, 'src'),
+         ('monitoring', 'immich', 'allow', '2026-06-27 09:05:00+00', now(), 12, 'src'),
+         ('a', 'b', 'unspecified', '2026-06-27 09:06:00+00', now(), 2, 'src'),
+         ('old', 'stuff', 'allow', '2026-06-20 00:00:00+00', now(), 5, 'src')",
     );
     let r = env.run(&["--since", "2026-06-27"]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -233,19 +234,28 @@ fn state_none_is_the_original_stateless_window() {
 }
 
 #[test]
-fn legacy_nullable_table_null_first_seen_never_matches_null_flows_show_question_mark() {
-    let env = Env::with_ddl(Some(LEGACY_EDGE_DDL));
-    env.sql("INSERT INTO edge VALUES ('a', 'b', 'allow', now() - interval '1 hour', NULL, NULL), ('c', 'd', 'deny', NULL, NULL, 4)");
+fn before_the_per_side_migration_the_run_is_exit_3_with_the_migration_hint() {
+    // Today's table (aggregator 0001) and the original nullable one: both predate `reporter`
+    // and `egress_edge`; reading them as per-side rows would be wrong, so refuse loudly.
+    for ddl in [OLD_EDGE_DDL, LEGACY_EDGE_DDL] {
+        let env = Env::with_ddl(Some(ddl));
+        env.sql("INSERT INTO edge (src_ns, dst_ns, action, first_seen, last_seen, flow_count) VALUES ('a', 'b', 'allow', now() - interval '1 hour', now(), 1)");
+        let r = env.run(&[]);
+        assert_eq!(r.code, 3, "{}", r.all());
+        let l = r.line("table edge has no reporter");
+        assert!(
+            l.contains("run goldmane-edge-aggregator's migration"),
+            "{l}"
+        );
+        assert_eq!(r.level("table edge has no reporter"), Severity::Error);
+        assert!(env.slack.posts().is_empty());
+        assert_eq!(env.runs(), 0, "nothing recorded");
+    }
+    // Per-side edge but no egress_edge yet: still refused.
+    let env = Env::with_ddl(Some(EDGE_DDL));
     let r = env.run(&[]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    let t = &env.slack.texts()[0];
-    assert!(
-        t.starts_with("*1 new edge in last 24h*  (allow 1)\n• `a` → `b`  allow · ? flows · first "),
-        "{t}"
-    );
-    assert_eq!(env.announced(), 1);
-    // Never altered: still nullable.
-    assert_eq!(env.sql("SELECT count(*) FROM information_schema.columns WHERE table_name='edge' AND is_nullable='YES'"), "3");
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.has("table edge has no reporter"));
 }
 
 #[test]
@@ -253,8 +263,8 @@ fn hundred_thousand_edges_one_post_plus_more_every_key_recorded() {
     // 12.3 #13
     let env = Env::new();
     env.sql(
-        "INSERT INTO edge SELECT 's' || lpad(i::text, 7, '0'), 'dst' || (i % 97), \
-         (ARRAY['allow','deny','pass','unspecified'])[1 + i % 4], now() - interval '1 hour', now(), 1 + i % 9 \
+        "INSERT INTO edge (src_ns, dst_ns, action, first_seen, last_seen, flow_count, reporter) SELECT 's' || lpad(i::text, 7, '0'), 'dst' || (i % 97), \
+         (ARRAY['allow','deny','pass','unspecified'])[1 + i % 4], now() - interval '1 hour', now(), 1 + i % 9, 'src' \
          FROM generate_series(1, 100000) i",
     );
     let r = env.run(&[]);
@@ -280,7 +290,7 @@ fn hundred_thousand_edges_one_post_plus_more_every_key_recorded() {
 fn thirty_thousand_long_names_stay_under_the_byte_cap() {
     let env = Env::new();
     env.sql(
-        "INSERT INTO edge SELECT repeat('n', 70) || i, repeat('m', 200) || i, 'deny', now() - interval '1 hour', now(), 1000000 \
+        "INSERT INTO edge (src_ns, dst_ns, action, first_seen, last_seen, flow_count, reporter) SELECT repeat('n', 70) || i, repeat('m', 200) || i, 'deny', now() - interval '1 hour', now(), 1000000, 'src' \
          FROM generate_series(1, 30000) i",
     );
     let r = env.run(&["--max-edges", "200"]);
@@ -305,7 +315,7 @@ fn thirty_thousand_long_names_stay_under_the_byte_cap() {
 #[test]
 fn hostile_names_are_escaped() {
     // 12.3 #14 and the §8 names row.
-    let env = Env::with_ddl(Some(LEGACY_EDGE_DDL));
+    let env = Env::new();
     env.edge("a&b", "<!channel>", "allow", "1 hour", 2);
     env.edge("x`y", "new\nline", "weird<action>", "1 hour", 2);
     env.edge("*_~", &"z".repeat(200), "deny", "1 hour", 2);
@@ -424,13 +434,9 @@ pub fn edges_digest_migrate(env: &Env) {
 }
 
 #[test]
-fn test_ddl_matches_the_aggregator_migration() {
-    // Before the aggregator crate is merged its file is absent and `edge_ddl()` falls back to
-    // EDGE_DDL (the spec's text); once merged, any drift between the two fails here.
-    let Ok(s) = std::fs::read_to_string(AGGREGATOR_MIGRATION) else {
-        eprintln!("note: {AGGREGATOR_MIGRATION} not in this tree; using the spec's DDL");
-        return;
-    };
+fn old_table_fixture_matches_the_aggregator_migration_0001() {
+    // The fixture for "before the per-side migration" is the aggregator's own first migration.
+    let s = std::fs::read_to_string(AGGREGATOR_MIGRATION).expect("aggregator migration 0001");
     let norm = |x: &str| {
         x.lines()
             .map(|l| l.split("--").next().unwrap_or(""))
@@ -442,7 +448,50 @@ fn test_ddl_matches_the_aggregator_migration() {
     };
     assert_eq!(
         norm(&s),
-        norm(EDGE_DDL),
-        "edge DDL drifted from the aggregator's migration"
+        norm(OLD_EDGE_DDL),
+        "0001 drifted from the fixture"
     );
+}
+
+/// Column name, type, nullability and primary-key position of a table, as Postgres sees it.
+fn shape(env: &Env, table: &str) -> String {
+    env.sql(&format!(
+        "SELECT string_agg(c.column_name || ':' || c.data_type || ':' || c.is_nullable || ':' || \
+           coalesce(k.ordinal_position::text, '-'), ',' ORDER BY c.column_name) \
+         FROM information_schema.columns c LEFT JOIN information_schema.key_column_usage k \
+           ON k.table_name = c.table_name AND k.column_name = c.column_name \
+           AND k.constraint_name = '{table}_pkey' \
+         WHERE c.table_name = '{table}'"
+    ))
+}
+
+#[test]
+fn schema_fixture_matches_the_aggregator_per_side_migration_when_present() {
+    // The aggregator helper adds `migrations/0002_*.sql` (SCHEMA.md). Once it is in the tree,
+    // 0001 + 0002 must leave exactly the tables these tests build from their DDL constants.
+    let dir = std::path::Path::new(AGGREGATOR_MIGRATION).parent().unwrap();
+    let mut later: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql") && !p.ends_with("0001_edge.sql"))
+        .collect();
+    later.sort();
+    if later.is_empty() {
+        eprintln!(
+            "note: no aggregator migration after 0001 in this tree yet; SCHEMA.md DDL used as is"
+        );
+        return;
+    }
+    let migrated = Env::with_ddl(Some(OLD_EDGE_DDL));
+    for m in &later {
+        migrated.sql(&std::fs::read_to_string(m).unwrap());
+    }
+    let ours = Env::new();
+    for t in ["edge", "egress_edge"] {
+        assert_eq!(
+            shape(&migrated, t),
+            shape(&ours, t),
+            "{t}: fixture drifted from {later:?}"
+        );
+    }
 }
