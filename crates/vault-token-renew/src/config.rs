@@ -149,7 +149,9 @@ pub fn validate_addr(raw: &str) -> Result<String, String> {
         return Err(format!("scheme {scheme:?} is not http or https"));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') {
+    // An `@` anywhere (not only in the authority) is refused: parsers disagree on where user
+    // info ends (`http://a/@b`), and a Vault address never needs one.
+    if authority.is_empty() || rest.contains('@') {
         return Err("the URL needs a host and no user info".to_string());
     }
     if rest.contains(['?', '#']) || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -560,6 +562,8 @@ mod tests {
         assert!(validate_addr("vault.example").is_err());
         assert!(validate_addr("http://").is_err());
         assert!(validate_addr("http://u:p@h").is_err());
+        // Found by the addr_accepts_only_clean_urls property: `@` in the path.
+        assert!(validate_addr("http://a/@").is_err());
     }
 
     #[test]
