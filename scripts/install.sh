@@ -22,6 +22,17 @@ done
 bindir="$destdir$prefix/bin"
 unitdir="$destdir$prefix/lib/systemd/system"
 userunitdir="$destdir$prefix/lib/systemd/user"
+# --- completions and man pages (issue 16): generated from the clap definitions by
+# homelab-ops-docs; this block and the one at the end are self-contained. ---
+docs_files() { # tool → the four installed paths
+  local s=$destdir$prefix/share
+  printf '%s\n' "$s/man/man1/$1.1" "$s/bash-completion/completions/$1" \
+    "$s/zsh/site-functions/_$1" "$s/fish/vendor_completions.d/$1.fish"
+}
+if ((uninstall)); then
+  for b in "${bins[@]}"; do docs_files "$b" | xargs -d '\n' rm -f; done
+fi
+# --- end completions and man pages ---
 if ((uninstall)); then
   for b in "${bins[@]}"; do rm -f "$bindir/$b"; done
   for u in systemd/*.service systemd/*.timer; do
@@ -45,3 +56,19 @@ for u in systemd/*.service systemd/*.timer; do
   chmod 0644 "$dest/$(basename "$u")"
 done
 echo "installed ${#bins[@]} binaries to $bindir and units to $unitdir, $userunitdir" >&2
+# --- completions and man pages (issue 16), continued ---
+docs_bin=$from/homelab-ops-docs
+[ -x "$docs_bin" ] || { echo "install.sh: $docs_bin missing: build it with cargo build --release -p homelab-ops" >&2; exit 2; }
+docs_tmp=$(mktemp -d)
+trap 'rm -rf "$docs_tmp"' EXIT
+"$docs_bin" completions "$docs_tmp/completions"
+"$docs_bin" man "$docs_tmp/man"
+for b in "${bins[@]}"; do
+  mapfile -t dst < <(docs_files "$b")
+  for f in "$docs_tmp/man/$b.1" "$docs_tmp/completions/bash/$b" "$docs_tmp/completions/zsh/_$b" \
+    "$docs_tmp/completions/fish/$b.fish"; do
+    install -D -m 0644 "$f" "${dst[0]}"
+    dst=("${dst[@]:1}")
+  done
+done
+echo "installed man pages and bash/zsh/fish completions under $destdir$prefix/share" >&2

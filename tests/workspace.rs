@@ -4,8 +4,10 @@
 mod ws {
     pub mod ci;
     pub mod deploy;
+    pub mod image;
     pub mod install;
     pub mod readme;
+    pub mod release;
     pub mod systemd;
 }
 

@@ -22,7 +22,7 @@ and report what a real run would do; nothing renewed, minted, written, revoked o
 #[derive(Debug, Parser)]
 #[command(
     name = "vault-token-renew",
-    version,
+    version = homelab_core::build_info::VERSION_LINE,
     about = "Renew this user's periodic Vault/OpenBao token in ~/.vault-token; heal a clobbered file \
              by re-minting with the clobbering token's authority; sweep stale periodic tokens.",
     after_help = EXIT_CODES

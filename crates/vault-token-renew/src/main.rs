@@ -9,9 +9,6 @@
 //! - `status`: 0 HEALTHY, 1 STALE / WARNING / DRIFT, 2 ERROR.
 //! - 2: usage error (clap).
 
-use clap::Parser;
-
 fn main() {
-    let cli = vault_token_renew::cli::Cli::parse();
-    std::process::exit(vault_token_renew::run(cli));
+    std::process::exit(vault_token_renew::entry::run(std::env::args_os().collect()));
 }
