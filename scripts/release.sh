@@ -84,7 +84,7 @@ for p in "${debs[@]}"; do
   {
     echo "$p ($version-1) unstable; urgency=medium"
     echo
-    echo "  * Release $version of homelab-ops; see /usr/share/doc/$p/CHANGELOG.md upstream."
+    echo "  * Release $version of homelab-ops (see its CHANGELOG.md)."
     echo
     echo " -- Viktor Barzin <viktorbarzin@users.noreply.github.com>  $(LC_ALL=C date -u -R -d "@$epoch")"
   } >"$deb/$p.changelog"
@@ -114,5 +114,6 @@ mv "$work/SHA256SUMS" "$art/SHA256SUMS"
 mkdir -p "$(dirname "$out")"
 [ ! -e "$out" ] || mv "$out" "$work/previous"
 mv "$art" "$out"
-cat "$work/image.txt"
+grep -v "^archive: " "$work/image.txt"
+echo "archive: $out/homelab-ops.oci.tar"
 echo "release: $(find "$out" -type f | wc -l) files in $out (SHA256SUMS over all)"
