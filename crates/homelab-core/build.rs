@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    // --no-optional-locks: `git status` must not refresh the index it is watched by, or each
+    // build would trigger the next.
     let out = Command::new("git")
+        .arg("--no-optional-locks")
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -49,15 +52,21 @@ fn from_git() -> Option<String> {
     };
     let git_dir = abs(git(&here, &["rev-parse", "--git-dir"])?);
     let common = abs(git(&here, &["rev-parse", "--git-common-dir"])?);
-    println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-    println!("cargo:rerun-if-changed={}", git_dir.join("index").display());
-    if let Some(r) = git(&here, &["symbolic-ref", "-q", "HEAD"]) {
-        println!("cargo:rerun-if-changed={}", common.join(&r).display());
+    // Only files that exist: cargo treats a missing watched file as changed on every build.
+    let watch = |p: PathBuf| {
+        let ok = p.is_file();
+        if ok {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+        ok
+    };
+    watch(git_dir.join("HEAD"));
+    watch(git_dir.join("index"));
+    // The branch tip: its loose ref, else packed-refs (where `git pack-refs` moves it).
+    let loose = git(&here, &["symbolic-ref", "-q", "HEAD"]).is_some_and(|r| watch(common.join(r)));
+    if !loose {
+        watch(common.join("packed-refs"));
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        common.join("packed-refs").display()
-    );
     let sha = git(&here, &["rev-parse", "--short=12", "HEAD"])?;
     let dirty = git(&top, &["status", "--porcelain", "--untracked-files=no"])
         .map(|s| !s.is_empty())
