@@ -63,7 +63,7 @@ if ((build)); then
     # One cargo run for the multicall binary and the six stand-alone binaries (the release
     # tarball and .debs reuse them), static-pie via crt-static for the target only (build
     # scripts and proc macros stay dynamic host code).
-    local pkgs=(-p homelab-ops) t
+    local pkgs=(-p homelab-ops --features homelab-ops/multicall) t
     for t in "${tools[@]}"; do pkgs+=(-p "$t"); done
     HOMELAB_OPS_GIT_COMMIT=$commit \
       CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \

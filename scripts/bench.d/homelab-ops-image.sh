@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=x86_64-unknown-linux-gnu
 dir=target/bench-static
-pkgs=(-p homelab-ops -p vault-token-renew -p t3-migrate-idle -p goldmane-edge-aggregator -p edges-digest -p compat-gate -p nightly-report)
+pkgs=(-p homelab-ops --features homelab-ops/multicall -p vault-token-renew -p t3-migrate-idle -p goldmane-edge-aggregator -p edges-digest -p compat-gate -p nightly-report)
 rm -rf "$dir"
 t0=$(date +%s.%N)
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
