@@ -65,8 +65,10 @@ if ((build)); then
     # scripts and proc macros stay dynamic host code).
     local pkgs=(-p homelab-ops --features homelab-ops/multicall) t
     for t in "${tools[@]}"; do pkgs+=(-p "$t"); done
+    # --remap-path-prefix: panic locations name /src and /cargo, not this checkout's or this
+    # user's paths, so the same commit gives the same binary (and digest) on another machine.
     HOMELAB_OPS_GIT_COMMIT=$commit \
-      CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+      CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$root=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
       cargo build --release --locked --target "$target" --target-dir target/static \
       "${pkgs[@]}" --bins
   }

@@ -11,7 +11,7 @@ dir=target/bench-static
 pkgs=(-p homelab-ops --features homelab-ops/multicall -p vault-token-renew -p t3-migrate-idle -p goldmane-edge-aggregator -p edges-digest -p compat-gate -p nightly-report)
 rm -rf "$dir"
 t0=$(date +%s.%N)
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
   cargo build --release --locked --target "$target" --target-dir "$dir" "${pkgs[@]}" --bins >/dev/null 2>&1
 t1=$(date +%s.%N)
 bin=$dir/$target/release/homelab-ops
