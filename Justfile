@@ -22,3 +22,9 @@ bench:
 
 install prefix="/usr/local" destdir="":
     bash scripts/install.sh --prefix "{{prefix}}" --destdir "{{destdir}}"
+
+release:
+    bash scripts/release.sh
+
+image:
+    bash scripts/image.sh

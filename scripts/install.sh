@@ -209,14 +209,49 @@ uninstall_user() {
   echo "uninstalled user units from $uunits (backed-up files restored); then: systemctl --user daemon-reload" >&2
 }
 
+# --- completions and man pages (issue 16): generated from the clap definitions by
+# homelab-ops-docs (crate homelab-ops); installed and removed with the system binaries. ---
+docs_files() { # tool → the four installed paths
+  local s=$destdir$prefix/share
+  printf '%s\n' "$s/man/man1/$1.1" "$s/bash-completion/completions/$1" \
+    "$s/zsh/site-functions/_$1" "$s/fish/vendor_completions.d/$1.fish"
+}
+
+install_docs() {
+  local docs_bin=$from/homelab-ops-docs docs_tmp b f dst
+  [ -x "$docs_bin" ] || die "$docs_bin missing: build it with cargo build --release -p homelab-ops"
+  docs_tmp=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now: the path is local to this function
+  trap "rm -rf '$docs_tmp'" EXIT
+  "$docs_bin" completions "$docs_tmp/completions"
+  "$docs_bin" man "$docs_tmp/man"
+  while read -r b; do
+    mapfile -t dst < <(docs_files "$b")
+    for f in "$docs_tmp/man/$b.1" "$docs_tmp/completions/bash/$b" "$docs_tmp/completions/zsh/_$b" \
+      "$docs_tmp/completions/fish/$b.fish"; do
+      install -D -m 0644 "$f" "${dst[0]}"
+      dst=("${dst[@]:1}")
+    done
+  done < <(list_bins)
+  echo "installed man pages and bash/zsh/fish completions under $destdir$prefix/share" >&2
+}
+
+uninstall_docs() {
+  local b
+  while read -r b; do docs_files "$b" | xargs -d '\n' rm -f; done < <(list_bins)
+}
+# --- end completions and man pages ---
+
 main() {
   parse_args "$@"
   if ((user_mode)); then
     if ((uninstall)); then uninstall_user; else install_user; fi
   elif ((uninstall)); then
+    uninstall_docs
     uninstall_system
   else
     install_system
+    install_docs
   fi
 }
 

@@ -16,6 +16,15 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 # compat-gate: scripts/gen-removed-apis.sh (removed-API table generator, run by its test)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Issue 16 (image + release): skopeo + umoci build the image, runc runs it in the suite,
+# lintian checks the .debs, file inspects binaries, libc6-dev gives static glibc (crt-static).
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v file >/dev/null 2>&1 || need_apt+=(file)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 if ((${#need_apt[@]})); then
   echo "setup: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -42,4 +51,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo missing (rustup toolchain expected)" >&2; exit 1; }
+# Issue 16: cargo-deb (crates.io) builds the .debs in scripts/release.sh.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "setup: cargo install --locked cargo-deb" >&2
+  cargo install --locked --quiet cargo-deb
+fi
 echo "setup: ok (bao $(bao version 2>/dev/null | head -1 | awk '{print $2}'), $(prometheus-pushgateway --version 2>&1 | head -1 | awk '{print $3}'), pg $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1))" >&2

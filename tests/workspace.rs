@@ -4,9 +4,11 @@
 mod ws {
     pub mod ci;
     pub mod deploy;
+    pub mod image;
     pub mod install;
     pub mod monitoring;
     pub mod readme;
+    pub mod release;
     pub mod scripts;
     pub mod systemd;
     pub mod tools;

@@ -37,7 +37,7 @@ validate-matrix [FILE]: validate the matrix only (no API call); prints
 #[derive(Parser, Debug)]
 #[command(
     name = "compat-gate",
-    version,
+    version = homelab_core::build_info::VERSION_LINE,
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true,
     disable_help_subcommand = true
@@ -349,6 +349,11 @@ impl Io<'_> {
             .and_then(|_| self.out.flush())
             .is_ok()
     }
+}
+
+/// The clap definition, for completions and man pages (`homelab-ops-docs`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// The process entry point: real args, env and stdio.

@@ -7,6 +7,7 @@
 
 pub mod aver;
 pub mod cli;
+pub mod entry;
 pub mod gate;
 pub mod matrix;
 pub mod report;

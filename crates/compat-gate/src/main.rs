@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(compat_gate::cli::main());
+    std::process::exit(compat_gate::entry::run(std::env::args_os().collect()));
 }

@@ -23,7 +23,7 @@ ends at the database's now().";
 
 /// Daily Slack digest of namespace edges first seen since the last successful digest.
 #[derive(Debug, Parser, Default)]
-#[command(name = "edges-digest", version, after_help = AFTER_HELP)]
+#[command(name = "edges-digest", version = homelab_core::build_info::VERSION_LINE, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decide;
+pub mod entry;
 pub mod graph;
 pub mod policy;
 pub mod render;

@@ -16,7 +16,7 @@ Empty environment variables count as unset. Health endpoints: /healthz /readyz /
 #[derive(Debug, Parser, Default)]
 #[command(
     name = "goldmane-edge-aggregator",
-    version,
+    version = homelab_core::build_info::VERSION_LINE,
     about = "Stream Calico Goldmane flows over mTLS into the Postgres `edge` table (src_ns, dst_ns, action).",
     after_help = AFTER_HELP
 )]

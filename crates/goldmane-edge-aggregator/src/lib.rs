@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decide;
+pub mod entry;
 pub mod health;
 pub mod report;
 pub mod stream;

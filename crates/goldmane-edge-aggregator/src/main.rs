@@ -7,18 +7,8 @@
 //!   `check` failed, a second signal during shutdown;
 //! * 2 — usage or configuration error (bad flag/env value, unreadable or mismatched certs).
 
-use clap::Parser;
-use goldmane_edge_aggregator::cli::Cli;
-
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
-        }
-    };
-    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    std::process::exit(goldmane_edge_aggregator::run(cli, &env));
+    std::process::exit(goldmane_edge_aggregator::entry::run(
+        std::env::args_os().collect(),
+    ));
 }

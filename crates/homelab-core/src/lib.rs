@@ -3,6 +3,7 @@
 //! Only what two or more binaries use lives here (workspace spec W1.5); binary-specific logic
 //! stays in its own crate.
 
+pub mod build_info;
 pub mod fsx;
 pub mod http;
 pub mod kube;

@@ -21,7 +21,7 @@ Off-cluster: nightly-report --dry-run";
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "nightly-report",
-    version,
+    version = homelab_core::build_info::VERSION_LINE,
     about = "One Slack message each morning with the outcome of the night's Kubernetes upgrade chain.",
     long_about = "Reads the chain's Pushgateway gauges, the nodes and the Jobs of the chain's namespace \
 (read-only), re-runs the compat gate for fresh reasons when last night's target was blocked or held, \

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod decide;
+pub mod entry;
 pub mod gate;
 pub mod gauges;
 pub mod pushgw;

@@ -5,9 +5,6 @@
 //! refused the post (3xx, 4xx other than 429) · 5 Slack unreachable after retries (429, 5xx,
 //! transport) or the answer was lost after sending.
 
-use clap::Parser;
-
 fn main() {
-    let cli = nightly_report::cli::Cli::parse();
-    std::process::exit(nightly_report::run(&cli));
+    std::process::exit(nightly_report::entry::run(std::env::args_os().collect()));
 }

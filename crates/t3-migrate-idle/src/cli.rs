@@ -21,7 +21,7 @@ Environment (empty = unset = default; legacy unprefixed names win over T3_*, a f
 /// Restart deferred t3-serve@<user> instances onto the installed t3 binary, only when no agent
 /// turn is in flight and the instance has been quiet for a while (fail closed on any doubt).
 #[derive(Debug, Parser)]
-#[command(name = "t3-migrate-idle", version, after_help = AFTER, args_override_self = true)]
+#[command(name = "t3-migrate-idle", version = homelab_core::build_info::VERSION_LINE, after_help = AFTER, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

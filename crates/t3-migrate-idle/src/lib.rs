@@ -9,6 +9,7 @@ pub mod asuser;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod entry;
 pub mod facts;
 pub mod markers;
 pub mod metrics;

@@ -4,9 +4,6 @@
 //! 1 = a restart failed verification (recovery + freeze ran); 2 = configuration or precondition
 //! error (invalid variable, not root, unreadable DEFER_DIR, lock error).
 
-use clap::Parser;
-
 fn main() {
-    let cli = t3_migrate_idle::cli::Cli::parse();
-    std::process::exit(t3_migrate_idle::run(cli));
+    std::process::exit(t3_migrate_idle::entry::run(std::env::args_os().collect()));
 }

@@ -22,7 +22,7 @@ and report what a real run would do; nothing renewed, minted, written, revoked o
 #[derive(Debug, Parser)]
 #[command(
     name = "vault-token-renew",
-    version,
+    version = homelab_core::build_info::VERSION_LINE,
     about = "Renew this user's periodic Vault/OpenBao token in ~/.vault-token; heal a clobbered file \
              by re-minting with the clobbering token's authority; sweep stale periodic tokens.",
     after_help = EXIT_CODES
@@ -248,10 +248,10 @@ pub const BAO_TWINS: [(&str, &str); 7] = [
 /// Parse the command line, then let a present `BAO_*` twin replace the `VAULT_*` value when
 /// no flag was given: openbao/openbao v2.6.2 `api/env.go` `ReadBaoVariable` prefers the
 /// `BAO_` variable whenever it is present, even when empty (empty then means unset).
-pub fn parse() -> Cli {
+pub fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
-    let m = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let m = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&m)?;
     let flagged = |id: &str| {
         m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
             || m.subcommand().is_some_and(|(_, sm)| {
@@ -259,10 +259,10 @@ pub fn parse() -> Cli {
             })
     };
     apply_bao_twins(&mut cli.opts, &flagged, &|k| std::env::var_os(k));
-    cli
+    Ok(cli)
 }
 
-/// Pure part of [`parse`].
+/// Pure part of [`parse_from`].
 pub fn apply_bao_twins(
     o: &mut Opts,
     flagged: &dyn Fn(&str) -> bool,

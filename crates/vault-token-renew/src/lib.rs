@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod entry;
 pub mod metrics;
 pub mod quote;
 pub mod report;

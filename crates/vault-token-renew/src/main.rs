@@ -10,6 +10,5 @@
 //! - 2: usage error (clap).
 
 fn main() {
-    let cli = vault_token_renew::cli::parse();
-    std::process::exit(vault_token_renew::run(cli));
+    std::process::exit(vault_token_renew::entry::run(std::env::args_os().collect()));
 }

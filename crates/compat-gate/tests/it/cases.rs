@@ -303,7 +303,11 @@ fn log_catalogue_lines() {
     let o = env.run(&["1.36.2", "--dry-run"], &[]);
     let err: Vec<&str> = o.stderr.lines().collect();
     assert!(
-        err[0].starts_with("INFO: compat-gate 0.1.0 target=1.36.2 matrix="),
+        err[0].starts_with(concat!(
+            "INFO: compat-gate ",
+            env!("CARGO_PKG_VERSION"),
+            " target=1.36.2 matrix="
+        )),
         "{}",
         err[0]
     );

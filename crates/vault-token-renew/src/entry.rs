@@ -1,0 +1,20 @@
+//! Process entry shared by `main.rs` and the multicall `homelab-ops` image binary.
+use clap::CommandFactory;
+use std::ffi::OsString;
+
+/// The clap definition, for completions and man pages (`homelab-ops-docs`).
+pub fn command() -> clap::Command {
+    crate::cli::Cli::command()
+}
+
+/// Parse `args` (argv[0] first) and run; returns the exit code (clap's 2 on a usage error).
+pub fn run(args: Vec<OsString>) -> i32 {
+    // cli::parse_from also applies the BAO_* twins over the VAULT_* env values (issue 15).
+    match crate::cli::parse_from(args) {
+        Ok(cli) => crate::run(cli),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+    }
+}
