@@ -199,7 +199,7 @@ fn t3_unit_can_write_the_npm_prefix_a_rollback_rewrites() {
                     std::fs::create_dir_all(&tools).unwrap();
                     for t in [
                         "install", "sed", "head", "basename", "dirname", "chmod", "cmp", "cp",
-                        "rm", "rmdir", "grep", "mv", "sort", "cat",
+                        "rm", "rmdir", "grep", "mv", "sort", "cat", "mktemp", "xargs",
                     ] {
                         let src = Path::new("/usr/bin").join(t);
                         let src = if src.exists() {
