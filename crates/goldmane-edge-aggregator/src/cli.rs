@@ -17,7 +17,7 @@ Empty environment variables count as unset. Health endpoints: /healthz /readyz /
 #[command(
     name = "goldmane-edge-aggregator",
     version,
-    about = "Stream Calico Goldmane flows over mTLS into the Postgres `edge` table (src_ns, dst_ns, action).",
+    about = "Stream Calico Goldmane flows over mTLS into the Postgres `edge` table (src_ns, dst_ns, action, reporter) and `egress_edge` (external destinations), reconciled with Flows.List.",
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -102,7 +102,7 @@ pub enum Command {
     /// Stream, aggregate and upsert until SIGTERM (default; alias `aggregate`)
     #[command(alias = "aggregate")]
     Run,
-    /// Create the edge table if missing (idempotent, advisory-locked) and exit
+    /// Create or migrate the edge and egress_edge tables (idempotent, advisory-locked) and exit
     Migrate,
     /// Check config, certs, DB and one Goldmane stream message (≤ 20 s); writes nothing
     Check,

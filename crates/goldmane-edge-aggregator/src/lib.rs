@@ -40,6 +40,8 @@ pub struct ReconcileBatch {
     pub window: (i64, i64),
     pub pages: u64,
     pub flows: u64,
+    /// Wall time of the List pass.
+    pub took_ms: u64,
 }
 
 pub struct Shared {
@@ -56,6 +58,7 @@ pub struct Shared {
     unknown_enum_unlogged: u64,
     unknown_enum_last: String,
     unknown_enum_logged_at: Option<Instant>,
+    skew_logged_at: Option<Instant>,
     pending_full_episode: bool,
 }
 
@@ -364,6 +367,7 @@ async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) ->
         unknown_enum_unlogged: 0,
         unknown_enum_last: String::new(),
         unknown_enum_logged_at: None,
+        skew_logged_at: None,
         pending_full_episode: false,
         reconcile: Default::default(),
     };
@@ -604,6 +608,22 @@ fn on_flow(ctx: &Ctx, s: &mut Shared, msg: &proto::FlowResult, now: i64) {
             }
             if o.clamped {
                 s.stats.time_clamped += 1;
+                let due = s
+                    .skew_logged_at
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
+                if due {
+                    s.skew_logged_at = Some(Instant::now());
+                    let end = msg.flow.as_ref().map_or(0, |f| f.end_time);
+                    log(
+                        Level::Warn,
+                        "L-SKEW",
+                        &format!(
+                            "clock skew: flow id={} ends {}s after this pod's clock (stored as now); check NTP on the nodes and the Goldmane pod",
+                            msg.id,
+                            end.saturating_sub(now)
+                        ),
+                    );
+                }
             }
             let agg = Agg {
                 first: o.first,
@@ -1097,11 +1117,12 @@ impl FlushState {
                         Level::Info,
                         "L-RECONCILE",
                         &format!(
-                            "reconcile [{}, {}): {} flows in {} pages; the stream had missed {ins} keys (inserted) and {ext} first/last times (extended)",
+                            "reconcile [{}, {}): {} flows in {} pages in {} ms; the stream had missed {ins} keys (inserted) and {ext} first/last times (extended)",
                             ts(b.window.0),
                             ts(b.window.1),
                             b.flows,
-                            b.pages
+                            b.pages,
+                            b.took_ms
                         ),
                     );
                 }

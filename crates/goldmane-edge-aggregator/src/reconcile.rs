@@ -105,6 +105,7 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
 
 /// One paged List pass over the look-back window, reduced to rows.
 async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch, String> {
+    let t0 = Instant::now();
     let now = unix_now();
     let (lo, hi) = reconcile_window(now, ctx.cfg.backfill_secs);
     let mut size = PAGE_SIZE;
@@ -180,5 +181,6 @@ async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch
         window: (lo, hi),
         pages,
         flows,
+        took_ms: t0.elapsed().as_millis() as u64,
     })
 }

@@ -1422,3 +1422,145 @@ async fn accept_loop(
         lock(&state).conns.insert(id, h);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The modelled rules on the ring state alone (no network).
+    use super::*;
+
+    /// A bucket start (a multiple of 15).
+    const B: i64 = 1_800_000_000;
+
+    fn state() -> State {
+        State {
+            now_bucket: B,
+            clock_offset: 0,
+            ..Default::default()
+        }
+    }
+
+    fn at(t: i64, src: &str) -> FlowResult {
+        flow(0, src, "dst", 1, t)
+    }
+
+    #[test]
+    fn ring_bounds_follow_find_bucket() {
+        let st = state();
+        assert_eq!(st.head(), B + 15);
+        assert_eq!(st.oldest(), B - 3600);
+        assert_eq!((st.head() - st.oldest()) / 15 + 1, RING_BUCKETS);
+        assert_eq!(st.streaming(), B - 15);
+        assert_eq!(st.find(B - 3600), Some(B - 3600));
+        assert_eq!(st.find(B - 3601), None);
+        assert_eq!(st.find(B + 29), Some(B + 15));
+        assert_eq!(st.find(B + 30), None);
+        let mut st = state();
+        assert!(!st.add(&at(B - 3700, "a")));
+        assert_eq!(st.dropped_outside_ring, 1);
+    }
+
+    #[test]
+    fn backfill_rules() {
+        let mut st = state();
+        let mut b = st.oldest();
+        while b <= st.head() {
+            st.add(&at(b, "a"));
+            b += 15;
+        }
+        // One key: one id, one result per bucket, bucket bounds as times.
+        assert_eq!(st.next_id, 1);
+        let all = st.backfill(st.oldest());
+        assert_eq!(all.len(), ((B - 15) - (B - 3600)) as usize / 15);
+        let f = all[0].flow.as_ref().unwrap();
+        assert_eq!((f.start_time, f.end_time), (B - 3600, B - 3585));
+        // Older than the oldest bucket: nothing, silently.
+        assert!(st.backfill(B - 3601).is_empty());
+        // The streaming bucket itself: nothing (it goes out at the next rollover).
+        assert!(st.backfill(B - 15).is_empty());
+        // A start in the filling bucket wraps around the ring: 241 buckets.
+        assert_eq!(st.backfill(B + 3).len(), 241);
+        assert_eq!(st.backfill(B + 15).len(), 240);
+    }
+
+    #[test]
+    fn rollover_streams_each_completed_bucket_once() {
+        let mut st = state();
+        st.add(&at(B - 15, "a"));
+        st.add(&at(B, "b"));
+        st.add(&at(B - 100, "late"));
+        assert!(st.rollover_to(B + 14).is_empty());
+        let out = st.rollover_to(B + 15);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].flow.as_ref().unwrap().start_time, B - 15);
+        let out = st.rollover_to(B + 30);
+        assert_eq!(out.len(), 1);
+        assert!(st.rollover_to(B + 30).is_empty());
+        // The ring moved: the oldest bucket rolled out.
+        assert_eq!(st.oldest(), B + 30 - 3600);
+    }
+
+    #[test]
+    fn list_quirks() {
+        let mut st = state();
+        st.add(&at(B - 600, "a"));
+        st.add(&at(B - 300, "a"));
+        st.add(&at(B - 300, "b"));
+        st.add(&at(B - 60, "c"));
+        // Same key, same bucket: merged, statistics summed.
+        st.add(&at(B - 60, "c"));
+        let all = st.list_all(B - 3600, B);
+        assert_eq!(all.len(), 3);
+        // Newest first; a key totalled over its windows.
+        let c = all[0].flow.as_ref().unwrap();
+        assert_eq!((c.start_time, c.num_connections_started), (B - 60, 6));
+        let a = all
+            .iter()
+            .find(|f| f.id == 1)
+            .unwrap()
+            .flow
+            .as_ref()
+            .unwrap();
+        assert_eq!((a.start_time, a.end_time), (B - 600, B - 285));
+        // A key whose only window ends after `lt` comes back with zero times.
+        let part = st.list_all(B - 61, B - 50);
+        assert_eq!(part.len(), 1);
+        let f = part[0].flow.as_ref().unwrap();
+        assert_eq!((f.start_time, f.end_time), (0, 0));
+        // 0 means the oldest bucket for List (now for Stream).
+        assert_eq!(st.normalize(0, 0).0, st.oldest());
+        // A restart forgets the ring and the ids.
+        st.restart();
+        st.add(&at(B - 60, "c"));
+        assert_eq!(st.list_all(B - 3600, B)[0].id, 1);
+    }
+
+    #[test]
+    fn felix_reports_both_sides() {
+        let c = Connection::new(Endpoint::pod("a"), Endpoint::pod("b"), 1, 2, B);
+        let r = c.reports();
+        let kv: Vec<(i32, i32)> = r
+            .iter()
+            .map(|f| {
+                let k = f.flow.as_ref().unwrap().key.as_ref().unwrap();
+                (k.reporter, k.action)
+            })
+            .collect();
+        assert_eq!(kv, [(1, 1), (2, 2)]);
+        // Denied by the source's egress: the destination never sees it.
+        assert_eq!(
+            Connection::new(Endpoint::pod("a"), Endpoint::pod("b"), 2, 1, B)
+                .reports()
+                .len(),
+            1
+        );
+        // To a network: only the source reports; namespace "-".
+        let n =
+            Connection::new(Endpoint::pod("a"), Endpoint::Network("pub".into()), 1, 1, B).reports();
+        assert_eq!(n.len(), 1);
+        let k = n[0].flow.as_ref().unwrap().key.as_ref().unwrap();
+        assert_eq!(
+            (k.dest_namespace.as_str(), k.dest_type, k.dest_name.as_str()),
+            ("-", 4, "pub")
+        );
+    }
+}

@@ -338,6 +338,13 @@ fn bad_flows_are_dropped_or_normalised() {
     );
     assert_eq!(m("goldmane_edge_unknown_action_total"), Some(3.0));
     assert_eq!(m("goldmane_edge_time_clamped_total"), Some(1.0));
+    assert!(
+        a.stderr().contains("WARN clock skew: flow id=10 ends ")
+            && a.stderr()
+                .contains("s after this pod's clock (stored as now)"),
+        "{}",
+        a.stderr()
+    );
     // The stream continued: a later flow lands.
     w.fake.inject_raw([flow(12, "z", "y", 3, t)]);
     a.wait_for(20, "later flow", || {
