@@ -164,14 +164,22 @@ sp, d, addr = sim("ring", "ring", 1000, 0)
 ring_line = sp.stdout.readline()
 assert ring_line.startswith("ring "), ring_line
 ring_flows = int(ring_line.split()[1])
-ap, _, url, log = aggregator(d, addr, {"GEA_BACKFILL_SECS": "0", "GEA_RECONCILE_SECS": "0"})
-wait_log(log, " INFO reconcile [", 120)
 import re
-line = [l for l in open(log) if " INFO reconcile [" in l][0]
-mt = re.search(r"\): (\d+) flows in (\d+) pages in (\d+) ms", line)
-rec_flows, rec_pages, rec_ms = int(mt.group(1)), int(mt.group(2)), int(mt.group(3))
-rec_hwm = vmhwm(ap.pid)
-ap.terminate(); ap.wait(30); sp.kill(); sp.wait()
+runs = []
+for k in range(3):
+    # A fresh aggregator each time (the simulator's ring stays); median of three passes.
+    ap, _, url, log = aggregator(d, addr, {"GEA_BACKFILL_SECS": "0", "GEA_RECONCILE_SECS": "0"})
+    wait_log(log, " INFO reconcile [", 120)
+    line = [l for l in open(log) if " INFO reconcile [" in l][0]
+    mt = re.search(r"\): (\d+) flows in (\d+) pages in (\d+) ms", line)
+    runs.append((int(mt.group(3)), int(mt.group(1)), int(mt.group(2)), vmhwm(ap.pid)))
+    ap.terminate(); ap.wait(30)
+    os.rename(log, f"{log}.{k}")
+sp.kill(); sp.wait()
+runs.sort()
+rec_ms, rec_flows, rec_pages, _ = runs[1]
+rec_hwm = max(r[3] for r in runs)
+rec_all = ", ".join(f"{r[0]}" for r in runs)
 assert rec_flows >= ring_flows * 0.95, (rec_flows, ring_flows)
 
 size = os.path.getsize(E["GEA_BIN"])
@@ -193,7 +201,7 @@ lines = [
     f"| end-to-end throughput | ≥ 30 000 flows/s (SHOULD 100 000) | {flows_per_s:,.0f} flows/s | {ok(flows_per_s >= 30000)}; "
     f"{flows_per_s / decode_rate:.2f} × decode-only ({decode_rate:,.0f} flows/s) |",
     f"| steady state vs decode-only client (issue 13) | ≥ 0.9 × | {flows_per_s / decode_rate:.2f} × | {ok(flows_per_s / decode_rate >= 0.9)} |",
-    f"| reconciliation over a full ring ({rec_flows:,} List flows, {rec_pages} pages) | ≤ 1 s | {rec_ms} ms | {ok(rec_ms <= 1000)} |",
+    f"| reconciliation over a full ring ({rec_flows:,} List flows, {rec_pages} pages; median of 3: {rec_all} ms) | ≤ 1 s | {rec_ms} ms | {ok(rec_ms <= 1000)} |",
     f"| VmHWM after the full-ring reconciliation | ≤ 48 MiB | {rec_hwm / 1024:.1f} MiB | {ok(rec_hwm <= 48 * 1024)} |",
     f"| VmHWM during the run | ≤ 48 MiB (SHOULD 32) | {hwm / 1024:.1f} MiB | {ok(hwm <= 48 * 1024)} |",
     f"| CPU at 200 flows/s ({IDLE} s, {received:.0f} flows) | ≤ 5 millicores | {idle_mc:.2f} mc | {ok(idle_mc <= 5)} |",

@@ -951,11 +951,12 @@ impl FlushState {
                     Level::Info,
                     "L-RECONCILE",
                     &format!(
-                        "dry-run reconcile [{}, {}): {} flows in {} pages, {} keys",
+                        "dry-run reconcile [{}, {}): {} flows in {} pages in {} ms, {} keys",
                         ts(b.window.0),
                         ts(b.window.1),
                         b.flows,
                         b.pages,
+                        b.took_ms,
                         b.rows.len()
                     ),
                 );

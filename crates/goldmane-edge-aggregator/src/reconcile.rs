@@ -115,17 +115,33 @@ async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch
     // when the ring changes between them): 8 bytes per key.
     let mut seen: HashSet<u64> = HashSet::new();
     let mut acc = Pending::new(usize::MAX);
-    loop {
-        let page = offset / size;
+    // One page in flight ahead of the one being processed: Goldmane builds page n+1 while
+    // this side decodes and classifies page n.
+    type Fetch = tokio::task::JoinHandle<Result<crate::proto::FlowListResult, tonic::Status>>;
+    let fetch = |offset: i64, size: i64| -> Fetch {
         let req = FlowListRequest {
             start_time_gte: lo,
             start_time_lt: hi,
-            page,
+            page: offset / size,
             page_size: size,
         };
-        let res = match stream::list_page(ch.clone(), req, Duration::from_secs(30)).await {
-            Ok(r) => r,
-            Err(st) if stream::too_large(&st) && size > 1 => {
+        tokio::spawn(stream::list_page(ch.clone(), req, Duration::from_secs(30)))
+    };
+    let mut ahead: Option<(i64, i64, Fetch)> = None;
+    loop {
+        let page = offset / size;
+        let got = match ahead.take() {
+            Some((o, sz, h)) if o == offset && sz == size => h.await,
+            other => {
+                if let Some((_, _, h)) = other {
+                    h.abort();
+                }
+                fetch(offset, size).await
+            }
+        };
+        let res = match got {
+            Ok(Ok(r)) => r,
+            Ok(Err(st)) if stream::too_large(&st) && size > 1 => {
                 size /= 2;
                 log(
                     Level::Warn,
@@ -137,7 +153,7 @@ async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch
                 );
                 continue;
             }
-            Err(st) => {
+            Ok(Err(st)) => {
                 return Err(format!(
                     "List [{}, {}) page {page}: {:?}: {}",
                     ts(lo),
@@ -146,9 +162,16 @@ async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch
                     st.message().replace('\n', " ")
                 ))
             }
+            Err(e) => return Err(format!("List page {page}: task failed: {e}")),
         };
         pages += 1;
         let n = res.flows.len() as i64;
+        let total = res.meta.map_or(0, |m| m.total_results);
+        if n > 0 && offset + n < total {
+            ahead = Some((offset + n, size, fetch(offset + n, size)));
+            // Let the request go out before this page is processed.
+            tokio::task::yield_now().await;
+        }
         for f in &res.flows {
             flows += 1;
             let Some(fl) = f.flow.as_ref() else { continue };
@@ -171,10 +194,12 @@ async fn pass(ctx: &Ctx, ch: tonic::transport::Channel) -> Result<ReconcileBatch
             }
         }
         offset += n;
-        let total = res.meta.map_or(0, |m| m.total_results);
         if n == 0 || offset >= total {
             break;
         }
+    }
+    if let Some((_, _, h)) = ahead {
+        h.abort();
     }
     Ok(ReconcileBatch {
         rows: acc.take(),

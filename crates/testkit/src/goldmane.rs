@@ -552,7 +552,7 @@ pub struct ListFaults {
 }
 
 /// (gte, lt, ring version) → the sorted List result.
-type ListCache = ((i64, i64, u64), Arc<Vec<FlowResult>>);
+type ListCache = ((i64, i64, u64), Arc<Vec<(i64, i64, i64)>>);
 
 #[derive(Default)]
 struct State {
@@ -759,59 +759,57 @@ impl State {
         (gte, lt)
     }
 
-    /// `storage/ring_index.go` `List` (time order, no filter) before paging.
-    fn list_all(&mut self, gte: i64, lt: i64) -> Arc<Vec<FlowResult>> {
+    /// `storage/ring_index.go` `List` (time order, no filter) before paging, as (start, end, id)
+    /// per key: the keys of the buckets with `gte <= start <= lt` (`FlowSet`) that have a window
+    /// starting in `[gte, lt)` (`Within`), with the span of their windows `start >= gte && end
+    /// <= lt` (`GetWindows`; none → zero times). Cached until the ring changes.
+    fn list_all(&mut self, gte: i64, lt: i64) -> Arc<Vec<(i64, i64, i64)>> {
         let ck = (gte, lt, self.version);
         if let Some((k, v)) = &self.list_cache {
             if *k == ck {
                 return v.clone();
             }
         }
-        // FlowSet: keys of the buckets with gte <= start <= lt.
-        let mut keys: BTreeMap<i64, ()> = BTreeMap::new();
+        let mut per: HashMap<i64, (bool, i64, i64)> = HashMap::new();
         for (b, m) in self.buckets.range(gte..=lt) {
-            let _ = b;
             for id in m.keys() {
-                keys.insert(*id, ());
-            }
-        }
-        let mut per: HashMap<i64, (bool, Stats, i64, i64)> = HashMap::new();
-        for (b, m) in &self.buckets {
-            for (id, s) in m {
-                if !keys.contains_key(id) {
-                    continue;
-                }
-                let e = per.entry(*id).or_insert((false, Stats::default(), 0, 0));
-                // `Within`: any window starting in [gte, lt).
-                if *b >= gte && *b < lt {
+                let e = per.entry(*id).or_insert((false, 0, 0));
+                if *b < lt {
                     e.0 = true;
                 }
-                // `GetWindows`: windows with start >= gte and end <= lt are totalled.
-                if *b >= gte && b + BUCKET_SECS <= lt {
-                    e.1.sum(s);
-                    if e.2 == 0 || *b < e.2 {
-                        e.2 = *b;
+                if b + BUCKET_SECS <= lt {
+                    if e.1 == 0 || *b < e.1 {
+                        e.1 = *b;
                     }
-                    if e.3 == 0 || b + BUCKET_SECS > e.3 {
-                        e.3 = b + BUCKET_SECS;
+                    if e.2 == 0 || b + BUCKET_SECS > e.2 {
+                        e.2 = b + BUCKET_SECS;
                     }
                 }
             }
         }
-        let mut flows: Vec<FlowResult> = per
+        let mut flows: Vec<(i64, i64, i64)> = per
             .into_iter()
             .filter(|(_, v)| v.0)
-            .map(|(id, (_, s, st, en))| self.result(id, st, en, &s))
+            .map(|(id, (_, st, en))| (st, en, id))
             .collect();
         // Newest first (`sort.Slice` by StartTime desc); ties by id for a stable model.
-        flows.sort_by(|a, b| {
-            let sa = a.flow.as_ref().map_or(0, |f| f.start_time);
-            let sb = b.flow.as_ref().map_or(0, |f| f.start_time);
-            sb.cmp(&sa).then(a.id.cmp(&b.id))
-        });
+        flows.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
         let v = Arc::new(flows);
         self.list_cache = Some((ck, v.clone()));
         v
+    }
+
+    /// One List result: the key's statistics totalled over its windows in `[start, end)`.
+    fn list_result(&self, (start, end, id): (i64, i64, i64)) -> FlowResult {
+        let mut s = Stats::default();
+        let mut b = start;
+        while b < end {
+            if let Some(w) = self.buckets.get(&b).and_then(|m| m.get(&id)) {
+                s.sum(w);
+            }
+            b += BUCKET_SECS;
+        }
+        self.result(id, start, end, &s)
     }
 
     fn restart(&mut self) {
@@ -853,7 +851,6 @@ impl proto::flows_server::Flows for Svc {
         }
         let all = st.list_all(gte, lt);
         let pad = st.list_faults.pad_bytes;
-        drop(st);
         let total = all.len() as i64;
         let (slice, meta) = if r.page_size > 0 {
             let from = r.page.saturating_mul(r.page_size);
@@ -884,7 +881,8 @@ impl proto::flows_server::Flows for Svc {
                 },
             )
         };
-        let mut flows = slice.to_vec();
+        let mut flows: Vec<FlowResult> = slice.iter().map(|e| st.list_result(*e)).collect();
+        drop(st);
         if pad > 0 {
             for f in &mut flows {
                 if let Some(fl) = f.flow.as_mut() {
@@ -1508,7 +1506,8 @@ mod tests {
         st.add(&at(B - 60, "c"));
         // Same key, same bucket: merged, statistics summed.
         st.add(&at(B - 60, "c"));
-        let all = st.list_all(B - 3600, B);
+        let idx = st.list_all(B - 3600, B);
+        let all: Vec<FlowResult> = idx.iter().map(|e| st.list_result(*e)).collect();
         assert_eq!(all.len(), 3);
         // Newest first; a key totalled over its windows.
         let c = all[0].flow.as_ref().unwrap();
@@ -1522,7 +1521,8 @@ mod tests {
             .unwrap();
         assert_eq!((a.start_time, a.end_time), (B - 600, B - 285));
         // A key whose only window ends after `lt` comes back with zero times.
-        let part = st.list_all(B - 61, B - 50);
+        let idx = st.list_all(B - 61, B - 50);
+        let part: Vec<FlowResult> = idx.iter().map(|e| st.list_result(*e)).collect();
         assert_eq!(part.len(), 1);
         let f = part[0].flow.as_ref().unwrap();
         assert_eq!((f.start_time, f.end_time), (0, 0));
@@ -1531,7 +1531,7 @@ mod tests {
         // A restart forgets the ring and the ids.
         st.restart();
         st.add(&at(B - 60, "c"));
-        assert_eq!(st.list_all(B - 3600, B)[0].id, 1);
+        assert_eq!(st.list_all(B - 3600, B)[0].2, 1);
     }
 
     #[test]
