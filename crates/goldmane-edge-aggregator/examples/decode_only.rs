@@ -52,7 +52,7 @@ fn main() {
             },
             stall: Duration::from_secs(30),
         },
-        || {},
+        |_| {},
         |f| {
             std::hint::black_box(&f);
             let t = *first.get_or_insert_with(Instant::now);

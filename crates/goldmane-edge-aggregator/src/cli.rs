@@ -17,7 +17,7 @@ Empty environment variables count as unset. Health endpoints: /healthz /readyz /
 #[command(
     name = "goldmane-edge-aggregator",
     version = homelab_core::build_info::VERSION_LINE,
-    about = "Stream Calico Goldmane flows over mTLS into the Postgres `edge` table (src_ns, dst_ns, action).",
+    about = "Stream Calico Goldmane flows over mTLS into the Postgres `edge` table (src_ns, dst_ns, action, reporter) and `egress_edge` (external destinations), reconciled with Flows.List.",
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -25,10 +25,11 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Goldmane address, host:port or [v6]:port (https:// prefix accepted)
-    /// [env: GOLDMANE_HOST] [default: goldmane.calico-system.svc.cluster.local:7443]
+    /// [env: GOLDMANE_HOST] [default: goldmane.calico-system.svc:7443]
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub goldmane_host: Option<String>,
-    /// TLS server name (SNI and SAN to verify) [env: GOLDMANE_SERVER_NAME] [default: host part of --goldmane-host]
+    /// TLS server name (SNI and SAN to verify) [env: GOLDMANE_SERVER_NAME]
+    /// [default: goldmane.calico-system.svc, a SAN of every operator-issued Goldmane cert]
     #[arg(long, global = true, value_name = "NAME")]
     pub server_name: Option<String>,
     /// Skip server certificate verification (client cert still sent): 1/true/0/false
@@ -55,9 +56,14 @@ pub struct Cli {
     /// Aggregation interval sent in the request, seconds [env: GEA_AGGREGATION_INTERVAL] [default: 15]
     #[arg(long, global = true, value_name = "SECS")]
     pub aggregation_interval: Option<String>,
-    /// Maximum look-back on (re)connect, 0..=86400 s [env: GEA_BACKFILL_SECS] [default: 3600]
+    /// Look-back on (re)connect and of reconciliation, 0..=3570 s (the ring holds 242 × 15 s);
+    /// 0 = live only (reconciliation then covers the ring) [env: GEA_BACKFILL_SECS] [default: 3570]
     #[arg(long, global = true, value_name = "SECS")]
     pub backfill: Option<String>,
+    /// Seconds between Flows.List reconciliations, 1..=3600; 0 = only after each (re)connect
+    /// [env: GEA_RECONCILE_SECS] [default: 300]
+    #[arg(long, global = true, value_name = "SECS")]
+    pub reconcile: Option<String>,
     /// Flush interval, 1..=300 s [env: GEA_FLUSH_INTERVAL_SECS] [default: 5]
     #[arg(long, global = true, value_name = "SECS")]
     pub flush_interval: Option<String>,
@@ -96,7 +102,7 @@ pub enum Command {
     /// Stream, aggregate and upsert until SIGTERM (default; alias `aggregate`)
     #[command(alias = "aggregate")]
     Run,
-    /// Create the edge table if missing (idempotent, advisory-locked) and exit
+    /// Create or migrate the edge and egress_edge tables (idempotent, advisory-locked) and exit
     Migrate,
     /// Check config, certs, DB and one Goldmane stream message (≤ 20 s); writes nothing
     Check,

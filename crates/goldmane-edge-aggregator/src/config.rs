@@ -42,6 +42,8 @@ pub struct Config {
     pub dry_run: bool,
     pub aggregation_interval: i64,
     pub backfill_secs: i64,
+    /// Seconds between periodic `Flows.List` reconciliations; `None` = only after (re)connects.
+    pub reconcile: Option<Duration>,
     pub flush_interval: Duration,
     pub batch_max: usize,
     pub max_pending: usize,
@@ -92,6 +94,17 @@ pub fn split_host(raw: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
+/// `GOLDMANE_HOST` default: the Service name that resolves on any cluster domain.
+pub const DEFAULT_HOST: &str = "goldmane.calico-system.svc:7443";
+/// `GOLDMANE_SERVER_NAME` default: a SAN of every operator-issued Goldmane certificate.
+pub const DEFAULT_SERVER_NAME: &str = "goldmane.calico-system.svc";
+/// The most a backfill may reach back: the ring spans 242 × 15 s = 3630 s from the head bucket,
+/// which is 15 s in the future, so the oldest bucket starts 3600–3615 s before now and rolls out
+/// every 15 s; 30 s of margin keeps a start inside the ring through a rollover and a pod clock
+/// up to 15 s behind (`goldmane/pkg/goldmane/goldmane.go` `numBuckets`,
+/// `goldmane/pkg/storage/bucket_ring.go` `findBucket`, projectcalico/calico v3.30.7).
+pub const MAX_BACKFILL_SECS: i64 = 3570;
+
 fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" => Ok(true),
@@ -125,8 +138,7 @@ pub fn parse_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, 
             .or_else(|| env.get(var).cloned())
             .filter(|s| !s.is_empty())
     };
-    let host_raw = pick(&cli.goldmane_host, "GOLDMANE_HOST")
-        .unwrap_or_else(|| "goldmane.calico-system.svc.cluster.local:7443".into());
+    let host_raw = pick(&cli.goldmane_host, "GOLDMANE_HOST").unwrap_or_else(|| DEFAULT_HOST.into());
     let (host, port) = split_host(&host_raw).map_err(|reason| ConfigError {
         var: "GOLDMANE_HOST",
         reason,
@@ -136,8 +148,10 @@ pub fn parse_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, 
     } else {
         format!("{host}:{port}")
     };
-    let server_name =
-        pick(&cli.server_name, "GOLDMANE_SERVER_NAME").unwrap_or_else(|| host.clone());
+    // Issue 13: the operator's Goldmane certificate always carries this SAN, whatever the
+    // cluster domain (tigera/operator `pkg/render/goldmane/component.go`).
+    let server_name = pick(&cli.server_name, "GOLDMANE_SERVER_NAME")
+        .unwrap_or_else(|| DEFAULT_SERVER_NAME.into());
     if rustls_pki_types::ServerName::try_from(server_name.clone()).is_err() {
         return Err(ConfigError {
             var: "GOLDMANE_SERVER_NAME",
@@ -199,7 +213,26 @@ pub fn parse_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, 
         1,
         3600,
     )?;
-    let backfill_secs = int(&cli.backfill, "GEA_BACKFILL_SECS", 3600, 0, 86_400)?;
+    let backfill_secs = match pick(&cli.backfill, "GEA_BACKFILL_SECS") {
+        None => MAX_BACKFILL_SECS,
+        Some(v) => {
+            let n = parse_int("GEA_BACKFILL_SECS", &v, 0, i64::MAX).map_err(|mut e| {
+                e.reason.push_str(" (0..=3570 seconds)");
+                e
+            })?;
+            if n > MAX_BACKFILL_SECS {
+                return Err(ConfigError {
+                    var: "GEA_BACKFILL_SECS",
+                    reason: format!(
+                        "{n} is above the ring limit {MAX_BACKFILL_SECS}: Goldmane keeps 242 buckets \
+                         of 15 s and silently backfills nothing for an older start; set 0..={MAX_BACKFILL_SECS}"
+                    ),
+                });
+            }
+            n
+        }
+    };
+    let reconcile = int(&cli.reconcile, "GEA_RECONCILE_SECS", 300, 0, 3600)?;
     let flush = int(&cli.flush_interval, "GEA_FLUSH_INTERVAL_SECS", 5, 1, 300)?;
     let batch_max = int(&cli.batch_max, "GEA_BATCH_MAX_EDGES", 1000, 1, 100_000)?;
     let max_pending = int(
@@ -258,6 +291,7 @@ pub fn parse_config(cli: &Cli, env: &HashMap<String, String>) -> Result<Config, 
         dry_run,
         aggregation_interval,
         backfill_secs,
+        reconcile: (reconcile > 0).then(|| Duration::from_secs(reconcile as u64)),
         flush_interval: Duration::from_secs(flush as u64),
         batch_max: batch_max as usize,
         max_pending: max_pending as usize,
@@ -292,18 +326,16 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[], &[DB]).unwrap();
-        assert_eq!(
-            c.goldmane_host,
-            "goldmane.calico-system.svc.cluster.local:7443"
-        );
-        assert_eq!(c.server_name, "goldmane.calico-system.svc.cluster.local");
+        assert_eq!(c.goldmane_host, "goldmane.calico-system.svc:7443");
+        assert_eq!(c.server_name, "goldmane.calico-system.svc");
         assert_eq!(c.port, 7443);
         assert!(!c.tls_insecure && !c.dry_run);
         assert_eq!(c.client_cert, PathBuf::from("/etc/goldmane/client/tls.crt"));
         assert_eq!(c.client_key, PathBuf::from("/etc/goldmane/client/tls.key"));
         assert_eq!(c.ca, PathBuf::from("/etc/goldmane/ca/tigera-ca-bundle.crt"));
         assert_eq!(c.aggregation_interval, 15);
-        assert_eq!(c.backfill_secs, 3600);
+        assert_eq!(c.backfill_secs, 3570);
+        assert_eq!(c.reconcile, Some(Duration::from_secs(300)));
         assert_eq!(c.flush_interval, Duration::from_secs(5));
         assert_eq!(c.batch_max, 1000);
         assert_eq!(c.max_pending, 100_000);
@@ -341,7 +373,10 @@ mod tests {
             ("GOLDMANE_TLS_INSECURE", "maybe"),
             ("DRY_RUN", "2"),
             ("GEA_AGGREGATION_INTERVAL", "0"),
-            ("GEA_BACKFILL_SECS", "86401"),
+            ("GEA_BACKFILL_SECS", "3571"),
+            ("GEA_BACKFILL_SECS", "-1"),
+            ("GEA_RECONCILE_SECS", "3601"),
+            ("GEA_RECONCILE_SECS", "x"),
             ("GEA_FLUSH_INTERVAL_SECS", "301"),
             ("GEA_BATCH_MAX_EDGES", "x"),
             ("GEA_MAX_PENDING_EDGES", "0"),
@@ -366,6 +401,25 @@ mod tests {
         assert!(cfg(&[], &[("DRY_RUN", "true")]).is_ok());
     }
 
+    /// Issue 13: the backfill never reaches past the ring; 0 means live only; the periodic
+    /// reconciliation can be turned off without turning off the one after each connect.
+    #[test]
+    fn backfill_and_reconcile_ranges() {
+        let c = cfg(&[], &[DB, ("GEA_BACKFILL_SECS", "3570")]).unwrap();
+        assert_eq!(c.backfill_secs, 3570);
+        let c = cfg(&[], &[DB, ("GEA_BACKFILL_SECS", "0")]).unwrap();
+        assert_eq!(c.backfill_secs, 0);
+        let e = cfg(&[], &[DB, ("GEA_BACKFILL_SECS", "3600")]).unwrap_err();
+        assert_eq!(e.var, "GEA_BACKFILL_SECS");
+        let text = e.to_string();
+        assert!(text.contains("ring limit 3570"), "{text}");
+        assert!(text.ends_with("set 0..=3570"), "{text}");
+        let c = cfg(&[], &[DB, ("GEA_RECONCILE_SECS", "0")]).unwrap();
+        assert_eq!(c.reconcile, None);
+        let c = cfg(&["--reconcile", "1"], &[DB]).unwrap();
+        assert_eq!(c.reconcile, Some(Duration::from_secs(1)));
+    }
+
     #[test]
     fn host_forms() {
         assert_eq!(
@@ -378,7 +432,7 @@ mod tests {
         assert!(split_host("::1:7443").is_err());
         let c = cfg(&["--goldmane-host", "[::1]:9000"], &[DB]).unwrap();
         assert_eq!(c.goldmane_host, "[::1]:9000");
-        assert_eq!(c.server_name, "::1");
+        assert_eq!(c.server_name, "goldmane.calico-system.svc");
         let c = cfg(&[], &[DB, ("GOLDMANE_HOST", "https://127.0.0.1:1")]).unwrap();
         assert_eq!(c.goldmane_host, "127.0.0.1:1");
     }

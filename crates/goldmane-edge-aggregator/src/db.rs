@@ -18,17 +18,54 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Socket, Statement};
 
 pub const MIGRATION: &str = include_str!("../migrations/0001_edge.sql");
+/// Issue 13 + 17: reporter, staged-policy columns, `egress_edge` (SCHEMA.md).
+pub const MIGRATION_2: &str = include_str!("../migrations/0002_reporter_egress.sql");
 /// Fixed for all versions (§4.2.1).
 pub const ADVISORY_LOCK: i64 = 7_166_126_151_936;
 
+/// Stream rows: counts add, staged verdict of the newest batch wins, deny time the latest.
 pub const UPSERT: &str = "\
-INSERT INTO edge AS e (src_ns, dst_ns, action, first_seen, last_seen, flow_count)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
-ON CONFLICT (src_ns, dst_ns, action) DO UPDATE SET
+INSERT INTO edge AS e (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count, pending_action, pending_deny_last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[], $8::text[], $9::timestamptz[])
+ON CONFLICT (src_ns, dst_ns, action, reporter) DO UPDATE SET
     first_seen = LEAST(e.first_seen, EXCLUDED.first_seen),
     last_seen  = GREATEST(e.last_seen, EXCLUDED.last_seen),
-    flow_count = e.flow_count + EXCLUDED.flow_count
-RETURNING src_ns, dst_ns, action, first_seen, (xmax = 0) AS inserted";
+    flow_count = e.flow_count + EXCLUDED.flow_count,
+    pending_action = COALESCE(EXCLUDED.pending_action, e.pending_action),
+    pending_deny_last_seen = GREATEST(e.pending_deny_last_seen, EXCLUDED.pending_deny_last_seen)
+RETURNING src_ns, dst_ns, action, reporter, first_seen, (xmax = 0) AS inserted";
+
+pub const UPSERT_EGRESS: &str = "\
+INSERT INTO egress_edge AS e (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count, pending_action, pending_deny_last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::text[], $12::timestamptz[])
+ON CONFLICT (src_ns, dst_type, dst_name, proto, dst_port, action, reporter) DO UPDATE SET
+    first_seen = LEAST(e.first_seen, EXCLUDED.first_seen),
+    last_seen  = GREATEST(e.last_seen, EXCLUDED.last_seen),
+    flow_count = e.flow_count + EXCLUDED.flow_count,
+    pending_action = COALESCE(EXCLUDED.pending_action, e.pending_action),
+    pending_deny_last_seen = GREATEST(e.pending_deny_last_seen, EXCLUDED.pending_deny_last_seen)
+RETURNING src_ns, dst_type || ':' || dst_name || ' ' || proto || '/' || dst_port, action, reporter, first_seen, (xmax = 0) AS inserted";
+
+/// Reconciliation rows (issue 13): a key already in the table merges first/last seen only
+/// (never `flow_count`, never the staged verdict); a key only List found is inserted with the
+/// List's count. Returns the rows that were inserted or whose times moved.
+pub const RECONCILE: &str = "\
+INSERT INTO edge AS e (src_ns, dst_ns, action, reporter, first_seen, last_seen, flow_count, pending_action, pending_deny_last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[], $8::text[], $9::timestamptz[])
+ON CONFLICT (src_ns, dst_ns, action, reporter) DO UPDATE SET
+    first_seen = LEAST(e.first_seen, EXCLUDED.first_seen),
+    last_seen  = GREATEST(e.last_seen, EXCLUDED.last_seen)
+  WHERE e.first_seen > EXCLUDED.first_seen OR e.last_seen < EXCLUDED.last_seen
+RETURNING src_ns, dst_ns, action, reporter, first_seen, (xmax = 0) AS inserted";
+
+pub const RECONCILE_EGRESS: &str = "\
+INSERT INTO egress_edge AS e (src_ns, dst_type, dst_name, proto, dst_port, action, reporter, first_seen, last_seen, flow_count, pending_action, pending_deny_last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::text[], $12::timestamptz[])
+ON CONFLICT (src_ns, dst_type, dst_name, proto, dst_port, action, reporter) DO UPDATE SET
+    first_seen = LEAST(e.first_seen, EXCLUDED.first_seen),
+    last_seen  = GREATEST(e.last_seen, EXCLUDED.last_seen)
+  WHERE e.first_seen > EXCLUDED.first_seen OR e.last_seen < EXCLUDED.last_seen
+RETURNING src_ns, dst_type || ':' || dst_name || ' ' || proto || '/' || dst_port, action, reporter, first_seen, (xmax = 0) AS inserted";
 
 /// DATABASE_URL taken apart: the driver configuration (with `ssl_mode` set) and the libpq TLS
 /// options the driver does not know (`homelab_core::pgtls`).
@@ -121,6 +158,9 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 pub struct Db {
     client: Client,
     upsert: Statement,
+    upsert_egress: Statement,
+    reconcile: Statement,
+    reconcile_egress: Statement,
     task: tokio::task::JoinHandle<()>,
     pub created: bool,
 }
@@ -131,11 +171,25 @@ impl Drop for Db {
     }
 }
 
+/// A row an upsert inserted (or, for reconciliation, also one whose times moved).
 pub struct NewEdge {
     pub src: String,
+    /// Destination namespace, or `type:name proto/port` for external egress.
     pub dst: String,
     pub action: String,
+    pub reporter: String,
     pub first_seen: i64,
+    pub inserted: bool,
+    pub egress: bool,
+}
+
+/// What one flush wrote.
+#[derive(Default)]
+pub struct Flushed {
+    /// Stream rows inserted for the first time.
+    pub new: Vec<NewEdge>,
+    /// Reconciliation rows inserted (the stream never saw the key) or extended.
+    pub reconciled: Vec<NewEdge>,
 }
 
 pub enum FlushError {
@@ -153,9 +207,15 @@ pub async fn connect(t: &Target) -> Result<Db, tokio_postgres::Error> {
     });
     let created = migrate(&mut client).await?;
     let upsert = client.prepare(UPSERT).await?;
+    let upsert_egress = client.prepare(UPSERT_EGRESS).await?;
+    let reconcile = client.prepare(RECONCILE).await?;
+    let reconcile_egress = client.prepare(RECONCILE_EGRESS).await?;
     Ok(Db {
         client,
         upsert,
+        upsert_egress,
+        reconcile,
+        reconcile_egress,
         task,
         created,
     })
@@ -171,6 +231,7 @@ pub async fn migrate(client: &mut Client) -> Result<bool, tokio_postgres::Error>
         .await?
         .get(0);
     tx.batch_execute(MIGRATION).await?;
+    tx.batch_execute(MIGRATION_2).await?;
     tx.commit().await?;
     Ok(!existed)
 }
@@ -181,7 +242,8 @@ impl Db {
         let row = self
             .client
             .query_one(
-                "SELECT extract(epoch FROM max(last_seen))::float8 FROM edge",
+                "SELECT extract(epoch FROM GREATEST((SELECT max(last_seen) FROM edge), \
+                 (SELECT max(last_seen) FROM egress_edge)))::float8",
                 &[],
             )
             .await?;
@@ -192,54 +254,112 @@ impl Db {
         self.client.simple_query("SELECT 1").await.map(|_| ())
     }
 
-    /// One transaction, ≤ `batch_max` rows per statement, rows sorted.
+    /// One transaction, ≤ `batch_max` rows per statement, rows sorted: the stream rows, then
+    /// the reconciliation rows.
     pub async fn flush(
         &mut self,
         rows: &[Row],
+        reconcile: &[Row],
         batch_max: usize,
-    ) -> Result<Vec<NewEdge>, FlushError> {
+    ) -> Result<Flushed, FlushError> {
         let tx = self
             .client
             .transaction()
             .await
             .map_err(FlushError::Failed)?;
-        let mut new = Vec::new();
-        for chunk in rows.chunks(batch_max.max(1)) {
-            let p = upsert_params(chunk);
-            let t = |v: &[i64]| -> Vec<time::OffsetDateTime> {
-                v.iter()
-                    .map(|s| {
-                        time::OffsetDateTime::from_unix_timestamp(*s)
-                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-                    })
-                    .collect()
-            };
-            let (first, last) = (t(&p.first), t(&p.last));
-            let out = tx
-                .query(
-                    &self.upsert,
-                    &[&p.src, &p.dst, &p.action, &first, &last, &p.count],
-                )
-                .await
-                .map_err(FlushError::Failed)?;
-            for r in out {
-                if r.get::<_, bool>(4) {
-                    let fs: time::OffsetDateTime = r.get(3);
-                    new.push(NewEdge {
-                        src: r.get(0),
-                        dst: r.get(1),
-                        action: r.get(2),
-                        first_seen: fs.unix_timestamp(),
-                    });
+        let mut out = Flushed::default();
+        for (set, is_rec) in [(rows, false), (reconcile, true)] {
+            let (edges, egress): (Vec<&Row>, Vec<&Row>) =
+                set.iter().partition(|r| r.egress.is_none());
+            for (part, is_egress) in [(edges, false), (egress, true)] {
+                let part: Vec<Row> = part.into_iter().cloned().collect();
+                for chunk in part.chunks(batch_max.max(1)) {
+                    let p = upsert_params(chunk);
+                    let t = |v: &[i64]| -> Vec<time::OffsetDateTime> {
+                        v.iter().map(|s| ts(*s)).collect()
+                    };
+                    let (first, last) = (t(&p.first), t(&p.last));
+                    let deny: Vec<Option<time::OffsetDateTime>> =
+                        p.pending_deny_last.iter().map(|o| o.map(ts)).collect();
+                    let res = match (is_egress, is_rec) {
+                        (false, rec) => {
+                            let st = if rec { &self.reconcile } else { &self.upsert };
+                            tx.query(
+                                st,
+                                &[
+                                    &p.src,
+                                    &p.dst,
+                                    &p.action,
+                                    &p.reporter,
+                                    &first,
+                                    &last,
+                                    &p.count,
+                                    &p.pending_action,
+                                    &deny,
+                                ],
+                            )
+                            .await
+                        }
+                        (true, rec) => {
+                            let st = if rec {
+                                &self.reconcile_egress
+                            } else {
+                                &self.upsert_egress
+                            };
+                            tx.query(
+                                st,
+                                &[
+                                    &p.src,
+                                    &p.dst_type,
+                                    &p.dst,
+                                    &p.proto,
+                                    &p.port,
+                                    &p.action,
+                                    &p.reporter,
+                                    &first,
+                                    &last,
+                                    &p.count,
+                                    &p.pending_action,
+                                    &deny,
+                                ],
+                            )
+                            .await
+                        }
+                    };
+                    for r in res.map_err(FlushError::Failed)? {
+                        let inserted: bool = r.get(5);
+                        if !inserted && !is_rec {
+                            continue;
+                        }
+                        let fs: time::OffsetDateTime = r.get(4);
+                        let e = NewEdge {
+                            src: r.get(0),
+                            dst: r.get(1),
+                            action: r.get(2),
+                            reporter: r.get(3),
+                            first_seen: fs.unix_timestamp(),
+                            inserted,
+                            egress: is_egress,
+                        };
+                        if is_rec {
+                            out.reconciled.push(e);
+                        } else {
+                            out.new.push(e);
+                        }
+                    }
                 }
             }
         }
         match tx.commit().await {
-            Ok(()) => Ok(new),
+            Ok(()) => Ok(out),
             Err(e) if e.as_db_error().is_some() => Err(FlushError::Failed(e)),
             Err(e) => Err(FlushError::Ambiguous(describe(&e))),
         }
     }
+}
+
+fn ts(s: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 // ---- TLS for tokio-postgres over rustls, per sslmode (homelab_core::pgtls) ---------------

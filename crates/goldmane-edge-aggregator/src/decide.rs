@@ -27,7 +27,7 @@ pub fn valid_namespace(s: &str) -> bool {
     alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
 }
 
-/// Why a flow did not become an observation (the six `flows_dropped_total` reasons).
+/// Why a flow did not become an observation (the `flows_dropped_total` reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     Malformed,
@@ -36,16 +36,18 @@ pub enum DropReason {
     SelfEdge,
     Duplicate,
     PendingFull,
+    UnknownEnum,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::EmptyNamespace,
         DropReason::InvalidNamespace,
         DropReason::SelfEdge,
         DropReason::Duplicate,
         DropReason::PendingFull,
+        DropReason::UnknownEnum,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -55,6 +57,7 @@ impl DropReason {
             DropReason::SelfEdge => "self_edge",
             DropReason::Duplicate => "duplicate",
             DropReason::PendingFull => "pending_full",
+            DropReason::UnknownEnum => "unknown_enum",
         }
     }
     pub fn index(self) -> usize {
@@ -62,17 +65,68 @@ impl DropReason {
     }
 }
 
-/// One accepted flow reduced to its edge.
+/// Felix's reporting side (`felix/collector/flowlog/utils.go`, projectcalico/calico v3.30.7:
+/// egress verdicts are reported by the source, ingress verdicts by the destination).
+/// `ReporterUnspecified` (0) comes only from servers older than the field and is taken as the
+/// source, like every row written before issue 13; other values are unknown.
+pub fn reporter_text(v: i32) -> Option<&'static str> {
+    match v {
+        0 | 1 => Some("src"),
+        2 => Some("dst"),
+        _ => None,
+    }
+}
+
+/// `"-"`: Felix's namespace for endpoints without one (`felix/collector/flowlog/utils.go`
+/// `FieldNotIncluded`); whisker-backend treats it like `""`.
+pub fn no_namespace(s: &str) -> bool {
+    s.is_empty() || s == "-"
+}
+
+/// The staged-policy verdict of a flow: Felix evaluates the staged (pending) policies like
+/// enforced ones and records the rule trace (`felix/collector/collector.go`
+/// `evaluatePendingRuleTrace`); the trace ends at the verdict, `Pass` hands over to the next tier.
+/// So the verdict is the first Allow/Deny hit of `pending_policies`; Goldmane's own filter looks
+/// for any hit with the action (`goldmane/pkg/types/filters.go` `pendingActionMatch`, master).
+/// `None`: no staged policy decided this flow.
+pub fn pending_verdict(k: &crate::proto::FlowKey) -> Option<&'static str> {
+    let p = k.policies.as_ref()?;
+    p.pending_policies.iter().find_map(|h| match h.action {
+        1 => Some("allow"),
+        2 => Some("deny"),
+        _ => None,
+    })
+}
+
+/// A destination that is not a workload (`egress_edge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External<'a> {
+    /// `network`, `networkset` or `hostendpoint`.
+    pub dst_type: &'static str,
+    /// Network: `pub`/`pvt`; global NetworkSet / host endpoint: Goldmane's name; namespaced
+    /// NetworkSet: `<ns>/<name>`.
+    pub dst_name: std::borrow::Cow<'a, str>,
+    /// Goldmane's protocol string, lowercased.
+    pub proto: std::borrow::Cow<'a, str>,
+    /// 0 when out of range or the protocol has none.
+    pub port: i32,
+}
+
+/// One accepted flow reduced to its edge (`dst` a namespace) or external egress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation<'a> {
     pub src: &'a str,
+    /// Destination namespace (edge) or, with `external`, the destination name.
     pub dst: &'a str,
+    pub external: Option<External<'a>>,
     pub action: &'static str,
+    pub reporter: &'static str,
     pub raw_action: i32,
     pub known_action: bool,
     pub first: i64,
     pub last: i64,
     pub clamped: bool,
+    pub pending: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,58 +147,163 @@ pub fn normalize_times(start: i64, end: i64, now: i64) -> (i64, i64, bool) {
     (first.min(last), last, clamped)
 }
 
-/// §4.3.1, first match wins.
+/// A Goldmane destination name kept in `egress_edge.dst_name`: 1–253 bytes, no control
+/// characters (no `\0`, which separates the pending map's key parts).
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && !s.chars().any(char::is_control)
+}
+
+fn valid_proto(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 16 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+}
+
+/// Issue 13 classification, first match wins: malformed; unknown reporter or endpoint type;
+/// a source that is not a namespaced workload (`"-"`, `""`, host endpoint, network, set) →
+/// empty_namespace; invalid source namespace; then by destination type: workload → edge
+/// (empty/`"-"`/invalid namespace and self edges dropped), network / NetworkSet / host endpoint
+/// → external egress. Endpoint types per `goldmane/proto/api.proto` `EndpointType`.
 pub fn classify(r: &FlowResult, now: i64) -> Classified<'_> {
+    use std::borrow::Cow;
     let Some(flow) = r.flow.as_ref() else {
         return Classified::Dropped(DropReason::Malformed, "no flow");
     };
     let Some(key) = flow.key.as_ref() else {
         return Classified::Dropped(DropReason::Malformed, "no key");
     };
-    let (src, dst) = (key.source_namespace.as_str(), key.dest_namespace.as_str());
-    if src.is_empty() || dst.is_empty() {
-        return Classified::Dropped(DropReason::EmptyNamespace, "empty namespace");
+    let Some(reporter) = reporter_text(key.reporter) else {
+        return Classified::Dropped(DropReason::UnknownEnum, "unknown reporter");
+    };
+    if !(0..=4).contains(&key.source_type) || !(0..=4).contains(&key.dest_type) {
+        return Classified::Dropped(DropReason::UnknownEnum, "unknown endpoint type");
     }
-    if !valid_namespace(src) || !valid_namespace(dst) {
+    let (src, dst) = (key.source_namespace.as_str(), key.dest_namespace.as_str());
+    if no_namespace(src) || key.source_type > 1 {
+        return Classified::Dropped(DropReason::EmptyNamespace, "source outside any namespace");
+    }
+    if !valid_namespace(src) {
         return Classified::Dropped(DropReason::InvalidNamespace, "invalid namespace");
     }
-    if src == dst {
-        return Classified::Dropped(DropReason::SelfEdge, "self edge");
-    }
+    let external = match key.dest_type {
+        0 | 1 => {
+            if no_namespace(dst) {
+                return Classified::Dropped(DropReason::EmptyNamespace, "empty namespace");
+            }
+            if !valid_namespace(dst) {
+                return Classified::Dropped(DropReason::InvalidNamespace, "invalid namespace");
+            }
+            if src == dst {
+                return Classified::Dropped(DropReason::SelfEdge, "self edge");
+            }
+            None
+        }
+        t => {
+            let name = key.dest_name.as_str();
+            if !valid_name(name) || name.contains('/') {
+                return Classified::Dropped(
+                    DropReason::InvalidNamespace,
+                    "invalid destination name",
+                );
+            }
+            let proto = if key.proto.bytes().any(|c| c.is_ascii_uppercase()) {
+                Cow::Owned(key.proto.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(key.proto.as_str())
+            };
+            if !valid_proto(&proto) {
+                return Classified::Dropped(DropReason::InvalidNamespace, "invalid protocol");
+            }
+            let (dst_type, dst_name) = match t {
+                2 => ("hostendpoint", Cow::Borrowed(name)),
+                3 if no_namespace(dst) => ("networkset", Cow::Borrowed(name)),
+                3 => {
+                    // A namespaced NetworkSet (`felix/collector/utils/utils.go`
+                    // `ExtractNamespaceFromNetworkSet`): external addresses, never namespace B.
+                    if !valid_namespace(dst) {
+                        return Classified::Dropped(
+                            DropReason::InvalidNamespace,
+                            "invalid namespace",
+                        );
+                    }
+                    ("networkset", Cow::Owned(format!("{dst}/{name}")))
+                }
+                _ => ("network", Cow::Borrowed(name)),
+            };
+            let port = if (0..=65_535).contains(&key.dest_port) {
+                key.dest_port as i32
+            } else {
+                0
+            };
+            Some(External {
+                dst_type,
+                dst_name,
+                proto,
+                port,
+            })
+        }
+    };
     let (action, known_action) = action_text(key.action);
     let (first, last, clamped) = normalize_times(flow.start_time, flow.end_time, now);
     Classified::Edge(Observation {
         src,
-        dst,
+        dst: if external.is_some() {
+            key.dest_name.as_str()
+        } else {
+            dst
+        },
+        external,
         action,
+        reporter,
         raw_action: key.action,
         known_action,
         first,
         last,
         clamped,
+        pending: pending_verdict(key),
     })
 }
 
-/// 64-bit fingerprint of an accepted flow (§3.4.4). Deterministic (fixed SipHash keys).
+/// 64-bit content fingerprint of a flow in its bucket (issue 13): the flow key and the bucket's
+/// start/end, never Goldmane's id (ids restart after a Goldmane restart and Felix re-sends its
+/// cache under new ids; whisker-backend de-duplicates on content too). The statistics are left
+/// out: a bucket replayed by backfill may carry more packets than when it was streamed, and is
+/// still the same observation. Deterministic (fixed SipHash keys).
 pub fn fingerprint(r: &FlowResult) -> u64 {
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new();
-    r.id.hash(&mut h);
     if let Some(f) = &r.flow {
         f.start_time.hash(&mut h);
         f.end_time.hash(&mut h);
         if let Some(k) = &f.key {
-            k.source_namespace.hash(&mut h);
-            k.dest_namespace.hash(&mut h);
-            k.action.hash(&mut h);
-            k.source_name.hash(&mut h);
-            k.dest_name.hash(&mut h);
-            k.dest_port.hash(&mut h);
-            k.proto.hash(&mut h);
-            k.reporter.hash(&mut h);
+            key_hash(k, &mut h);
         }
     }
     h.finish()
+}
+
+/// The id-free identity of a Goldmane flow key (List de-duplication within a pass).
+pub fn key_fingerprint(k: &crate::proto::FlowKey) -> u64 {
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    key_hash(k, &mut h);
+    h.finish()
+}
+
+fn key_hash(k: &crate::proto::FlowKey, h: &mut impl Hasher) {
+    k.source_namespace.hash(h);
+    k.source_name.hash(h);
+    k.source_type.hash(h);
+    k.dest_namespace.hash(h);
+    k.dest_name.hash(h);
+    k.dest_type.hash(h);
+    k.dest_port.hash(h);
+    k.proto.hash(h);
+    k.reporter.hash(h);
+    k.action.hash(h);
+    if let Some(p) = &k.policies {
+        for hit in &p.pending_policies {
+            hit.action.hash(h);
+        }
+    }
 }
 
 /// Fingerprints of recently accepted flows, keyed to their start time.
@@ -222,15 +381,161 @@ impl Agg {
     }
 }
 
-/// One row to upsert.
+/// Staged-policy state of one key: the verdict of the latest flow that carried one (with that
+/// flow's last time) and the last time a flow would have been denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pend {
+    pub action: Option<(i64, &'static str)>,
+    pub deny_last: Option<i64>,
+}
+
+impl Pend {
+    pub const NONE: Pend = Pend {
+        action: None,
+        deny_last: None,
+    };
+    /// From one observation.
+    pub fn of(verdict: Option<&'static str>, last: i64) -> Pend {
+        Pend {
+            action: verdict.map(|v| (last, v)),
+            deny_last: (verdict == Some("deny")).then_some(last),
+        }
+    }
+    fn absorb(&mut self, o: Pend) {
+        self.action = match (self.action, o.action) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 || (b.0 == a.0 && b.1 == "deny") {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        };
+        self.deny_last = self.deny_last.max(o.deny_last);
+    }
+}
+
+/// The egress part of a row key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EgressKey {
+    pub dst_type: String,
+    pub proto: String,
+    pub port: i32,
+}
+
+/// One row to upsert: an `edge` row, or with `egress` an `egress_edge` row (`dst` is then the
+/// destination name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub src: String,
     pub dst: String,
     pub action: String,
+    pub reporter: String,
+    pub egress: Option<EgressKey>,
     pub first: i64,
     pub last: i64,
     pub count: i64,
+    pub pending_action: Option<String>,
+    pub pending_deny_last: Option<i64>,
+}
+
+impl Row {
+    /// Sort key: edges first, then by their primary key.
+    pub fn sort_key(&self) -> (bool, &str, &str, &str, &str, Option<&EgressKey>) {
+        (
+            self.egress.is_some(),
+            &self.src,
+            &self.dst,
+            &self.action,
+            &self.reporter,
+            self.egress.as_ref(),
+        )
+    }
+    fn pend(&self) -> Pend {
+        Pend {
+            action: self
+                .pending_action
+                .as_deref()
+                .map(|a| (self.last, if a == "deny" { "deny" } else { "allow" })),
+            deny_last: self.pending_deny_last,
+        }
+    }
+    /// The pending-map key of this row.
+    pub fn key(&self) -> String {
+        let mut k = String::new();
+        push_key(
+            &mut k,
+            &self.src,
+            &self.dst,
+            &self.action,
+            &self.reporter,
+            self.egress
+                .as_ref()
+                .map(|e| (e.dst_type.as_str(), e.proto.as_str(), e.port)),
+        );
+        k
+    }
+}
+
+/// The map key: `src\0dst\0action\0reporter[\0type\0proto\0port]` (no part may hold `\0`:
+/// namespaces are RFC 1123 labels, names and protocols are checked by `classify`).
+fn push_key(
+    k: &mut String,
+    src: &str,
+    dst: &str,
+    action: &str,
+    reporter: &str,
+    egress: Option<(&str, &str, i32)>,
+) {
+    use std::fmt::Write as _;
+    k.push_str(src);
+    k.push('\0');
+    k.push_str(dst);
+    k.push('\0');
+    k.push_str(action);
+    k.push('\0');
+    k.push_str(reporter);
+    if let Some((t, p, port)) = egress {
+        k.push('\0');
+        k.push_str(t);
+        k.push('\0');
+        k.push_str(p);
+        let _ = write!(k, "\0{port}");
+    }
+}
+
+/// A borrowed row key, for merging without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef<'a> {
+    pub src: &'a str,
+    pub dst: &'a str,
+    pub action: &'a str,
+    pub reporter: &'a str,
+    pub egress: Option<(&'a str, &'a str, i32)>,
+}
+
+impl<'a> KeyRef<'a> {
+    /// A source-reported edge (tests, and rows from before issue 13).
+    pub fn edge(src: &'a str, dst: &'a str, action: &'a str) -> KeyRef<'a> {
+        KeyRef {
+            src,
+            dst,
+            action,
+            reporter: "src",
+            egress: None,
+        }
+    }
+    pub fn of(o: &'a Observation<'a>) -> KeyRef<'a> {
+        KeyRef {
+            src: o.src,
+            dst: o.external.as_ref().map_or(o.dst, |e| e.dst_name.as_ref()),
+            action: o.action,
+            reporter: o.reporter,
+            egress: o
+                .external
+                .as_ref()
+                .map(|e| (e.dst_type, e.proto.as_ref(), e.port)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,11 +545,11 @@ pub enum MergeOutcome {
     Full,
 }
 
-/// The pending map (§4.5): edge key `src\0dst\0action` → aggregate. A scratch buffer builds
-/// the lookup key, so merging into a known edge allocates nothing.
+/// The pending map (§4.5): row key → aggregate. A scratch buffer builds the lookup key, so
+/// merging into a known edge allocates nothing.
 #[derive(Debug)]
 pub struct Pending {
-    map: HashMap<Box<str>, Agg>,
+    map: HashMap<Box<str>, (Agg, Pend)>,
     cap: usize,
     scratch: String,
 }
@@ -254,7 +559,7 @@ impl Pending {
         Pending {
             map: HashMap::new(),
             cap,
-            scratch: String::with_capacity(140),
+            scratch: String::with_capacity(160),
         }
     }
     pub fn len(&self) -> usize {
@@ -263,86 +568,150 @@ impl Pending {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// Merge one aggregate without staged-policy data.
+    pub fn merge(&mut self, k: &KeyRef<'_>, agg: Agg) -> MergeOutcome {
+        self.merge_pend(k, agg, Pend::NONE)
+    }
     /// Merge one aggregate; new keys beyond the cap are refused (`Full`).
-    pub fn merge(&mut self, src: &str, dst: &str, action: &str, agg: Agg) -> MergeOutcome {
+    pub fn merge_pend(&mut self, k: &KeyRef<'_>, agg: Agg, pend: Pend) -> MergeOutcome {
         self.scratch.clear();
-        self.scratch.push_str(src);
-        self.scratch.push('\0');
-        self.scratch.push_str(dst);
-        self.scratch.push('\0');
-        self.scratch.push_str(action);
-        if let Some(a) = self.map.get_mut(self.scratch.as_str()) {
+        push_key(
+            &mut self.scratch,
+            k.src,
+            k.dst,
+            k.action,
+            k.reporter,
+            k.egress,
+        );
+        if let Some((a, p)) = self.map.get_mut(self.scratch.as_str()) {
             a.absorb(agg);
+            p.absorb(pend);
             return MergeOutcome::Merged;
         }
         if self.map.len() >= self.cap {
             return MergeOutcome::Full;
         }
-        self.map.insert(self.scratch.as_str().into(), agg);
+        self.map.insert(self.scratch.as_str().into(), (agg, pend));
         MergeOutcome::New
     }
-    /// Swap the map out as rows sorted by (src, dst, action).
+    /// Swap the map out as rows sorted by key (edges first).
     pub fn take(&mut self) -> Vec<Row> {
         let map = std::mem::take(&mut self.map);
         let mut rows: Vec<Row> = map
             .into_iter()
-            .map(|(k, a)| {
+            .map(|(k, (a, p))| {
                 let mut it = k.split('\0');
-                let src = it.next().unwrap_or_default().to_string();
-                let dst = it.next().unwrap_or_default().to_string();
-                let action = it.next().unwrap_or_default().to_string();
+                let mut next = || it.next().unwrap_or_default().to_string();
+                let (src, dst, action, reporter) = (next(), next(), next(), next());
+                let t = next();
+                let egress = (!t.is_empty()).then(|| {
+                    let proto = next();
+                    EgressKey {
+                        dst_type: t,
+                        proto,
+                        port: next().parse().unwrap_or(0),
+                    }
+                });
                 Row {
                     src,
                     dst,
                     action,
+                    reporter,
+                    egress,
                     first: a.first,
                     last: a.last,
                     count: a.count,
+                    pending_action: p.action.map(|(_, v)| v.to_string()),
+                    pending_deny_last: p.deny_last,
                 }
             })
             .collect();
-        rows.sort_by(|a, b| (&a.src, &a.dst, &a.action).cmp(&(&b.src, &b.dst, &b.action)));
+        rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         rows
     }
     /// Put a failed batch back (merge is commutative, so nothing is lost or reordered).
     /// Re-merging ignores the cap: these edges were already accepted.
     pub fn merge_back(&mut self, rows: Vec<Row>) {
         for r in rows {
-            let key: Box<str> = format!("{}\0{}\0{}", r.src, r.dst, r.action).into();
+            let key: Box<str> = r.key().into();
             let agg = Agg {
                 first: r.first,
                 last: r.last,
                 count: r.count,
             };
+            let pend = r.pend();
             self.map
                 .entry(key)
-                .and_modify(|a| a.absorb(agg))
-                .or_insert(agg);
+                .and_modify(|(a, p)| {
+                    a.absorb(agg);
+                    p.absorb(pend);
+                })
+                .or_insert((agg, pend));
         }
     }
 }
 
-/// Column arrays for the unnest upsert, sorted by (src, dst, action).
+/// Reconciliation (issue 13): List rows whose key is also among the stream rows of the same
+/// flush are known to the stream: only their first/last seen merge in (never the count). The
+/// other List rows are returned for the reconciliation upsert.
+pub fn absorb_known(rows: &mut [Row], rec: Vec<Row>) -> Vec<Row> {
+    let idx: HashMap<String, usize> = rows.iter().enumerate().map(|(i, r)| (r.key(), i)).collect();
+    let mut rest = Vec::new();
+    for r in rec {
+        match idx.get(&r.key()) {
+            Some(&i) => {
+                rows[i].first = rows[i].first.min(r.first);
+                rows[i].last = rows[i].last.max(r.last);
+            }
+            None => rest.push(r),
+        }
+    }
+    rest
+}
+
+/// Column arrays for the unnest upserts, in row order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpsertParams<'a> {
     pub src: Vec<&'a str>,
     pub dst: Vec<&'a str>,
     pub action: Vec<&'a str>,
+    pub reporter: Vec<&'a str>,
+    pub dst_type: Vec<&'a str>,
+    pub proto: Vec<&'a str>,
+    pub port: Vec<i32>,
     pub first: Vec<i64>,
     pub last: Vec<i64>,
     pub count: Vec<i64>,
+    pub pending_action: Vec<Option<&'a str>>,
+    pub pending_deny_last: Vec<Option<i64>>,
 }
 
+/// Parameters of `rows` sorted by key (a fixed lock order for concurrent writers).
 pub fn upsert_params(rows: &[Row]) -> UpsertParams<'_> {
     let mut idx: Vec<&Row> = rows.iter().collect();
-    idx.sort_by(|a, b| (&a.src, &a.dst, &a.action).cmp(&(&b.src, &b.dst, &b.action)));
+    idx.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    fn eg<'r>(r: &&'r Row) -> Option<&'r EgressKey> {
+        r.egress.as_ref()
+    }
     UpsertParams {
         src: idx.iter().map(|r| r.src.as_str()).collect(),
         dst: idx.iter().map(|r| r.dst.as_str()).collect(),
         action: idx.iter().map(|r| r.action.as_str()).collect(),
+        reporter: idx.iter().map(|r| r.reporter.as_str()).collect(),
+        dst_type: idx
+            .iter()
+            .map(|r| eg(r).map_or("", |e| e.dst_type.as_str()))
+            .collect(),
+        proto: idx
+            .iter()
+            .map(|r| eg(r).map_or("", |e| e.proto.as_str()))
+            .collect(),
+        port: idx.iter().map(|r| eg(r).map_or(0, |e| e.port)).collect(),
         first: idx.iter().map(|r| r.first).collect(),
         last: idx.iter().map(|r| r.last).collect(),
         count: idx.iter().map(|r| r.count).collect(),
+        pending_action: idx.iter().map(|r| r.pending_action.as_deref()).collect(),
+        pending_deny_last: idx.iter().map(|r| r.pending_deny_last).collect(),
     }
 }
 
@@ -376,7 +745,11 @@ pub fn shutdown_wake(
         .min(deadline)
 }
 
-/// §3.4.2/3.4.3: where the next stream starts. Always absolute and > 0.
+/// Issue 13 (supersedes §3.4.2/3.4.3): where the next stream starts. `backfill = 0` → 0 (live
+/// only: upstream's `start_time_gte = 0`, `goldmane/pkg/goldmane/goldmane.go` `backfill`).
+/// Otherwise absolute, ≥ now − backfill (never older than the ring: an older start backfills
+/// nothing, `goldmane/pkg/storage/bucket_ring.go` `findBucket`) and ≤ now − 30 (never inside the
+/// filling bucket, whose start wraps around the ring and replays ~241 buckets).
 pub fn resume_point(
     watermark: Option<i64>,
     db_max: Option<i64>,
@@ -384,13 +757,32 @@ pub fn resume_point(
     backfill: i64,
     interval: i64,
 ) -> (i64, ResumeSource) {
-    let floor = now - backfill;
-    let clamp = |v: i64| v.clamp(floor, now).max(1);
+    if backfill <= 0 {
+        return (0, ResumeSource::Default);
+    }
+    let ceil = now - RESUME_MARGIN_SECS;
+    let floor = (now - backfill).min(ceil);
+    let clamp = |v: i64| v.clamp(floor, ceil).max(1);
     match (watermark, db_max) {
         (Some(w), _) => (clamp(w), ResumeSource::Stream),
         (None, Some(m)) => (clamp(m.saturating_sub(interval)), ResumeSource::Db),
         (None, None) => (floor.max(1), ResumeSource::Default),
     }
+}
+
+/// A stream start or a List end never lies within this many seconds of now: the two newest
+/// buckets (filling and future) are not complete.
+pub const RESUME_MARGIN_SECS: i64 = 30;
+
+/// The reconciliation window [now − look-back, now − 30 s]; with `backfill = 0` the look-back
+/// is the ring limit.
+pub fn reconcile_window(now: i64, backfill: i64) -> (i64, i64) {
+    let look = if backfill > 0 {
+        backfill
+    } else {
+        crate::config::MAX_BACKFILL_SECS
+    };
+    (now - look, now - RESUME_MARGIN_SECS)
 }
 
 /// §3.5.2: attempt n ≥ 1 sleeps uniform [d/2, d], d = min(max, 2^(n−1) s); `jitter` ∈ [0, 1].
@@ -533,10 +925,126 @@ mod tests {
         let mut nokey = fr(1, "a", "b", 1, 1, 2);
         nokey.flow.as_mut().unwrap().key = None;
         assert_eq!(drop(&nokey), Some(DropReason::Malformed));
-        // Namespaced NetworkSet source still counts (endpoint type not consulted).
+        // Issue 13: a source that is not a workload is not a namespace's flow.
         let mut ns = fr(1, "a", "b", 2, NOW - 30, NOW - 15);
         ns.flow.as_mut().unwrap().key.as_mut().unwrap().source_type = 3;
-        assert_eq!(edge(&ns), Some(("a".into(), "b".into(), "deny")));
+        assert_eq!(drop(&ns), Some(DropReason::EmptyNamespace));
+        // `"-"` is Felix's "no namespace", never an invalid one.
+        assert_eq!(
+            drop(&fr(1, "-", "b", 1, 1, 2)),
+            Some(DropReason::EmptyNamespace)
+        );
+        assert_eq!(
+            drop(&fr(1, "a", "-", 1, 1, 2)),
+            Some(DropReason::EmptyNamespace)
+        );
+        // Unknown enum values are refused, not guessed.
+        let set = |f: &dyn Fn(&mut crate::proto::FlowKey)| {
+            let mut r = fr(1, "a", "b", 1, NOW - 30, NOW - 15);
+            f(r.flow.as_mut().unwrap().key.as_mut().unwrap());
+            r
+        };
+        assert_eq!(
+            drop(&set(&|k| k.reporter = 3)),
+            Some(DropReason::UnknownEnum)
+        );
+        assert_eq!(
+            drop(&set(&|k| k.dest_type = 5)),
+            Some(DropReason::UnknownEnum)
+        );
+        assert_eq!(
+            drop(&set(&|k| k.source_type = -1)),
+            Some(DropReason::UnknownEnum)
+        );
+        // The destination's side.
+        match classify(&set(&|k| k.reporter = 2), NOW) {
+            Classified::Edge(o) => assert_eq!((o.reporter, o.external), ("dst", None)),
+            c => panic!("{c:?}"),
+        }
+        // External destinations.
+        let ext = |t: i32, ns: &str, name: &str, proto: &str, port: i64| {
+            let r = set(&|k| {
+                k.dest_type = t;
+                k.dest_namespace = ns.into();
+                k.dest_name = name.into();
+                k.proto = proto.into();
+                k.dest_port = port;
+            });
+            match classify(&r, NOW) {
+                Classified::Edge(o) => o.external.map(|e| {
+                    (
+                        e.dst_type,
+                        e.dst_name.to_string(),
+                        e.proto.to_string(),
+                        e.port,
+                    )
+                }),
+                Classified::Dropped(d, _) => panic!("{d:?}"),
+            }
+        };
+        assert_eq!(
+            ext(4, "-", "pub", "tcp", 443),
+            Some(("network", "pub".into(), "tcp".into(), 443))
+        );
+        assert_eq!(
+            ext(4, "", "pvt", "ICMP", 0),
+            Some(("network", "pvt".into(), "icmp".into(), 0))
+        );
+        assert_eq!(
+            ext(3, "-", "cloudflare", "tcp", 443),
+            Some(("networkset", "cloudflare".into(), "tcp".into(), 443))
+        );
+        // A namespaced set is external, named <ns>/<name>: never an edge to namespace b.
+        assert_eq!(
+            ext(3, "b", "partners", "udp", 99_999),
+            Some(("networkset", "b/partners".into(), "udp".into(), 0))
+        );
+        assert_eq!(
+            ext(2, "-", "node-1", "tcp", 22),
+            Some(("hostendpoint", "node-1".into(), "tcp".into(), 22))
+        );
+        let mut bad = set(&|k| {
+            k.dest_type = 4;
+            k.dest_name = "pub\nINFO forged".into();
+        });
+        assert_eq!(drop(&bad), Some(DropReason::InvalidNamespace));
+        bad.flow.as_mut().unwrap().key.as_mut().unwrap().dest_name = "pub".into();
+        bad.flow.as_mut().unwrap().key.as_mut().unwrap().proto = "t c p".into();
+        assert_eq!(drop(&bad), Some(DropReason::InvalidNamespace));
+    }
+
+    /// Issue 17: the staged verdict is the first Allow/Deny of the pending trace.
+    #[test]
+    fn pending_verdicts() {
+        use crate::proto::{PolicyHit, PolicyTrace};
+        let mut r = fr(1, "a", "b", 1, NOW - 30, NOW - 15);
+        let k = r.flow.as_mut().unwrap().key.as_mut().unwrap();
+        assert_eq!(pending_verdict(k), None);
+        let hit = |action| PolicyHit { action };
+        k.policies = Some(PolicyTrace {
+            pending_policies: vec![hit(3), hit(2), hit(1)],
+        });
+        assert_eq!(pending_verdict(k), Some("deny"));
+        k.policies = Some(PolicyTrace {
+            pending_policies: vec![hit(3), hit(1)],
+        });
+        assert_eq!(pending_verdict(k), Some("allow"));
+        k.policies = Some(PolicyTrace {
+            pending_policies: vec![hit(3)],
+        });
+        assert_eq!(pending_verdict(k), None);
+        // The newest verdict wins; the deny time is the latest deny.
+        let mut p = Pend::of(Some("deny"), 100);
+        p.absorb(Pend::of(Some("allow"), 200));
+        assert_eq!(
+            p,
+            Pend {
+                action: Some((200, "allow")),
+                deny_last: Some(100)
+            }
+        );
+        p.absorb(Pend::of(None, 300));
+        assert_eq!(p.action, Some((200, "allow")));
     }
 
     #[test]
@@ -575,9 +1083,7 @@ mod tests {
         let obs = [(10, 20), (5, 30), (7, 8)];
         for (f, l) in obs {
             a.merge(
-                "x",
-                "y",
-                "allow",
+                &KeyRef::edge("x", "y", "allow"),
                 Agg {
                     first: f,
                     last: l,
@@ -587,9 +1093,7 @@ mod tests {
         }
         for (f, l) in obs.iter().rev() {
             b.merge(
-                "x",
-                "y",
-                "allow",
+                &KeyRef::edge("x", "y", "allow"),
                 Agg {
                     first: *f,
                     last: *l,
@@ -604,9 +1108,7 @@ mod tests {
         assert_eq!(ra[0].count, 3);
         let mut p = Pending::new(10);
         p.merge(
-            "x",
-            "y",
-            "allow",
+            &KeyRef::edge("x", "y", "allow"),
             Agg {
                 first: 1,
                 last: 1,
@@ -614,9 +1116,7 @@ mod tests {
             },
         );
         p.merge(
-            "x",
-            "y",
-            "allow",
+            &KeyRef::edge("x", "y", "allow"),
             Agg {
                 first: 1,
                 last: 1,
@@ -628,9 +1128,7 @@ mod tests {
         let mut p = Pending::new(1);
         assert_eq!(
             p.merge(
-                "a",
-                "b",
-                "allow",
+                &KeyRef::edge("a", "b", "allow"),
                 Agg {
                     first: 1,
                     last: 2,
@@ -641,9 +1139,7 @@ mod tests {
         );
         assert_eq!(
             p.merge(
-                "a",
-                "b",
-                "allow",
+                &KeyRef::edge("a", "b", "allow"),
                 Agg {
                     first: 1,
                     last: 2,
@@ -654,9 +1150,7 @@ mod tests {
         );
         assert_eq!(
             p.merge(
-                "a",
-                "c",
-                "allow",
+                &KeyRef::edge("a", "c", "allow"),
                 Agg {
                     first: 1,
                     last: 2,
@@ -668,9 +1162,7 @@ mod tests {
         let rows = p.take();
         assert!(p.is_empty());
         p.merge(
-            "a",
-            "b",
-            "allow",
+            &KeyRef::edge("a", "b", "allow"),
             Agg {
                 first: 0,
                 last: 9,
@@ -686,10 +1178,18 @@ mod tests {
     fn dedup_rules() {
         let mut d = Dedup::new(DEDUP_CAP);
         let a = fr(1, "a", "b", 1, 100, 115);
+        // Issue 13: ids belong to Goldmane (a restart hands out new ones for the same flow):
+        // the fingerprint is content only.
         let b = fr(2, "a", "b", 1, 100, 115);
         assert!(d.insert(fingerprint(&a), 100));
         assert!(!d.insert(fingerprint(&a), 100));
-        assert!(d.insert(fingerprint(&b), 100));
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert!(!d.insert(fingerprint(&b), 100));
+        // Another bucket, another side or another staged verdict is another observation.
+        assert_ne!(fingerprint(&a), fingerprint(&fr(1, "a", "b", 1, 115, 130)));
+        let mut dst = a.clone();
+        dst.flow.as_mut().unwrap().key.as_mut().unwrap().reporter = 2;
+        assert_ne!(fingerprint(&a), fingerprint(&dst));
         assert_ne!(fingerprint(&a), fingerprint(&fr(1, "a", "b", 2, 100, 115)));
         d.insert(1, 200);
         d.prune(200, 60);
@@ -710,25 +1210,41 @@ mod tests {
     fn resume_points() {
         let now = NOW;
         assert_eq!(
-            resume_point(Some(now - 100), Some(now - 50), now, 3600, 15),
+            resume_point(Some(now - 100), Some(now - 50), now, 3570, 15),
             (now - 100, ResumeSource::Stream)
         );
         assert_eq!(
-            resume_point(None, Some(now - 100), now, 3600, 15),
+            resume_point(None, Some(now - 100), now, 3570, 15),
             (now - 115, ResumeSource::Db)
         );
         assert_eq!(
-            resume_point(None, None, now, 3600, 15),
-            (now - 3600, ResumeSource::Default)
+            resume_point(None, None, now, 3570, 15),
+            (now - 3570, ResumeSource::Default)
         );
         assert_eq!(
-            resume_point(Some(now - 99_999), None, now, 3600, 15),
-            (now - 3600, ResumeSource::Stream)
+            resume_point(Some(now - 99_999), None, now, 3570, 15),
+            (now - 3570, ResumeSource::Stream)
+        );
+        // Issue 13: never a start inside the last 30 s (it would wrap around the ring).
+        assert_eq!(
+            resume_point(None, Some(now + 999), now, 3570, 15),
+            (now - 30, ResumeSource::Db)
         );
         assert_eq!(
-            resume_point(None, Some(now + 999), now, 3600, 15),
-            (now, ResumeSource::Db)
+            resume_point(Some(now - 5), None, now, 3570, 15),
+            (now - 30, ResumeSource::Stream)
         );
+        assert_eq!(
+            resume_point(None, None, now, 10, 15),
+            (now - 30, ResumeSource::Default)
+        );
+        // Live only: upstream's 0.
+        assert_eq!(
+            resume_point(Some(now - 100), Some(now - 50), now, 0, 15),
+            (0, ResumeSource::Default)
+        );
+        assert_eq!(reconcile_window(now, 0), (now - 3570, now - 30));
+        assert_eq!(reconcile_window(now, 600), (now - 600, now - 30));
     }
 
     #[test]
@@ -801,9 +1317,13 @@ mod tests {
             src: s.into(),
             dst: d.into(),
             action: a.into(),
+            reporter: "src".into(),
+            egress: None,
             first: 1,
             last: 2,
             count: 1,
+            pending_action: None,
+            pending_deny_last: None,
         };
         let rows = vec![
             row("b", "a", "allow"),
@@ -835,18 +1355,16 @@ mod tests {
             ]
         }
 
-        /// The fields classification must not consult (§4.3.1: endpoint type, names, port,
-        /// protocol, reporter, id, connection count).
+        /// The fields classification must not consult for a workload-to-workload flow (names,
+        /// port, protocol, id, connection count). Endpoint types and the reporter decide the
+        /// table and the side since issue 13.
         #[derive(Debug, Clone)]
         struct Ignored {
             id: i64,
             source_name: String,
             dest_name: String,
-            source_type: i32,
-            dest_type: i32,
             dest_port: i64,
             proto: String,
-            reporter: i32,
             conns: i64,
         }
 
@@ -855,38 +1373,20 @@ mod tests {
                 any::<i64>(),
                 ".{0,20}",
                 ".{0,20}",
-                any::<i32>(),
-                any::<i32>(),
                 any::<i64>(),
                 ".{0,8}",
-                any::<i32>(),
                 any::<i64>(),
             )
-                .prop_map(
-                    |(
+                .prop_map(|(id, source_name, dest_name, dest_port, proto, conns)| {
+                    Ignored {
                         id,
                         source_name,
                         dest_name,
-                        source_type,
-                        dest_type,
                         dest_port,
                         proto,
-                        reporter,
                         conns,
-                    )| {
-                        Ignored {
-                            id,
-                            source_name,
-                            dest_name,
-                            source_type,
-                            dest_type,
-                            dest_port,
-                            proto,
-                            reporter,
-                            conns,
-                        }
-                    },
-                )
+                    }
+                })
         }
 
         fn any_time() -> impl Strategy<Value = i64> {
@@ -914,14 +1414,15 @@ mod tests {
                     key: Some(FlowKey {
                         source_name: ig.source_name.clone(),
                         source_namespace: src.into(),
-                        source_type: ig.source_type,
+                        source_type: 1,
                         dest_name: ig.dest_name.clone(),
                         dest_namespace: dst.into(),
-                        dest_type: ig.dest_type,
+                        dest_type: 1,
                         dest_port: ig.dest_port,
                         proto: ig.proto.clone(),
-                        reporter: ig.reporter,
+                        reporter: 1,
                         action,
+                        policies: None,
                     }),
                     start_time: start,
                     end_time: end,
@@ -959,9 +1460,13 @@ mod tests {
                 }
                 let expected = if shape == 0 || shape == 1 {
                     Some(DropReason::Malformed)
-                } else if src.is_empty() || dst.is_empty() {
+                } else if no_namespace(&src) {
                     Some(DropReason::EmptyNamespace)
-                } else if !valid_namespace(&src) || !valid_namespace(&dst) {
+                } else if !valid_namespace(&src) {
+                    Some(DropReason::InvalidNamespace)
+                } else if no_namespace(&dst) {
+                    Some(DropReason::EmptyNamespace)
+                } else if !valid_namespace(&dst) {
                     Some(DropReason::InvalidNamespace)
                 } else if src == dst {
                     Some(DropReason::SelfEdge)
@@ -985,6 +1490,8 @@ mod tests {
                             prop_assert!(!ns.contains('\0'), "edge key separator inside a name");
                         }
                         prop_assert_eq!(o.raw_action, action);
+                        prop_assert_eq!(o.reporter, "src");
+                        prop_assert_eq!(&o.external, &None);
                         prop_assert_eq!(o.known_action, (0..=3).contains(&action));
                         let want = ["unspecified", "allow", "deny", "pass"]
                             .get(usize::try_from(action).unwrap_or(usize::MAX))
@@ -1075,7 +1582,7 @@ mod tests {
                 let run = |batch: &[(&str, &str, &str, Agg)]| {
                     let mut p = Pending::new(usize::MAX);
                     for (s, d, a, g) in batch {
-                        prop_assert_ne!(p.merge(s, d, a, *g), MergeOutcome::Full);
+                        prop_assert_ne!(p.merge(&KeyRef::edge(s, d, a), *g), MergeOutcome::Full);
                     }
                     Ok(p.take())
                 };
@@ -1103,7 +1610,7 @@ mod tests {
                 // merging everything twice.
                 let mut p = Pending::new(usize::MAX);
                 for (s, d, a, g) in &shuffled {
-                    p.merge(s, d, a, *g);
+                    p.merge(&KeyRef::edge(s, d, a), *g);
                 }
                 p.merge_back(rows.clone());
                 let twice: Vec<_> = aggs.iter().chain(aggs.iter()).cloned().collect();
@@ -1120,7 +1627,7 @@ mod tests {
                 let mut seen = std::collections::HashSet::new();
                 for (s, d) in keys {
                     let (s, d) = (format!("n{s}"), format!("n{d}"));
-                    let out = p.merge(&s, &d, "allow", Agg { first: 1, last: 2, count: 1 });
+                    let out = p.merge(&KeyRef::edge(&s, &d, "allow"), Agg { first: 1, last: 2, count: 1 });
                     let known = seen.contains(&(s.clone(), d.clone()));
                     match out {
                         MergeOutcome::Merged => prop_assert!(known),

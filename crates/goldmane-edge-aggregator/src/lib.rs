@@ -8,6 +8,7 @@ pub mod db;
 pub mod decide;
 pub mod entry;
 pub mod health;
+pub mod reconcile;
 pub mod report;
 pub mod stream;
 
@@ -21,8 +22,8 @@ use crate::certs::Material;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::decide::{
-    backoff, classify, fingerprint, resume_point, Agg, Classified, Dedup, DropReason, MergeOutcome,
-    Pending, ReadyState, DEDUP_CAP,
+    backoff, classify, fingerprint, resume_point, Agg, Classified, Dedup, DropReason, KeyRef,
+    MergeOutcome, Pend, Pending, ReadyState, DEDUP_CAP,
 };
 use crate::report::{log, ts, Level, Stats};
 use std::collections::HashMap;
@@ -34,8 +35,19 @@ use tokio::sync::{oneshot, watch, Notify};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// State shared by the stream, the flusher and the health server.
+/// One finished `Flows.List` pass waiting for the flusher.
+pub struct ReconcileBatch {
+    pub rows: Vec<decide::Row>,
+    pub window: (i64, i64),
+    pub pages: u64,
+    pub flows: u64,
+    /// Wall time of the List pass.
+    pub took_ms: u64,
+}
+
 pub struct Shared {
     pub pending: Pending,
+    pub reconcile: std::collections::VecDeque<ReconcileBatch>,
     pub dedup: Dedup,
     pub watermark: Option<i64>,
     pub stats: Stats,
@@ -44,6 +56,10 @@ pub struct Shared {
     malformed_unlogged: u64,
     malformed_last: String,
     malformed_logged_at: Option<Instant>,
+    unknown_enum_unlogged: u64,
+    unknown_enum_last: String,
+    unknown_enum_logged_at: Option<Instant>,
+    skew_logged_at: Option<Instant>,
     pending_full_episode: bool,
 }
 
@@ -55,6 +71,8 @@ pub struct Ctx {
     flush_notify: Notify,
     epoch: Instant,
     heartbeat_ms: AtomicU64,
+    /// The open session's HTTP/2 connection (generation, channel), for `Flows.List`.
+    chan: watch::Sender<Option<(u64, tonic::transport::Channel)>>,
 }
 
 impl Ctx {
@@ -204,16 +222,29 @@ async fn check_cmd(cfg: &Config, pg: Option<&db::Target>, m: &Material) -> i32 {
             {
                 Ok(Ok((client, conn))) => {
                     let task = tokio::spawn(conn);
-                    let present: bool = client
-                        .query_one("SELECT to_regclass('edge') IS NOT NULL", &[])
+                    // After issue 13 the edge table is per side (primary key with `reporter`)
+                    // and external egress has its own table.
+                    let q = "SELECT to_regclass('edge') IS NOT NULL, \
+                             EXISTS (SELECT 1 FROM information_schema.columns \
+                                     WHERE table_name = 'edge' AND column_name = 'reporter'), \
+                             to_regclass('egress_edge') IS NOT NULL";
+                    let (present, per_side, egress) = client
+                        .query_one(q, &[])
                         .await
-                        .map(|r| r.get(0))
-                        .unwrap_or(false);
-                    println!(
-                        "db: ok {} (edge table {})",
-                        db_label(cfg),
-                        if present { "present" } else { "absent" }
-                    );
+                        .map(|r| {
+                            (
+                                r.get::<_, bool>(0),
+                                r.get::<_, bool>(1),
+                                r.get::<_, bool>(2),
+                            )
+                        })
+                        .unwrap_or((false, false, false));
+                    let state = match (present, per_side && egress) {
+                        (false, _) => "absent",
+                        (true, true) => "present, per side; egress_edge present",
+                        (true, false) => "present, before issue 13: the next run migrates it",
+                    };
+                    println!("db: ok {} (edge table {state})", db_label(cfg));
                     drop(client);
                     task.abort();
                 }
@@ -256,7 +287,7 @@ async fn check_cmd(cfg: &Config, pg: Option<&db::Target>, m: &Material) -> i32 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let sess = stream::session(
         target,
-        || {},
+        |_| {},
         move |f| {
             let _ = tx.send(f);
         },
@@ -334,7 +365,12 @@ async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) ->
         malformed_unlogged: 0,
         malformed_last: String::new(),
         malformed_logged_at: None,
+        unknown_enum_unlogged: 0,
+        unknown_enum_last: String::new(),
+        unknown_enum_logged_at: None,
+        skew_logged_at: None,
         pending_full_episode: false,
+        reconcile: Default::default(),
     };
     let ctx = Arc::new(Ctx {
         cfg,
@@ -343,6 +379,7 @@ async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) ->
         flush_notify: Notify::new(),
         epoch: Instant::now(),
         heartbeat_ms: AtomicU64::new(0),
+        chan: watch::channel(None).0,
     });
     if let Some(addr) = ctx.cfg.health_addr {
         health::spawn(ctx.clone(), addr).await;
@@ -372,6 +409,7 @@ async fn run_service(cfg: Config, pg: Option<db::Target>, material: Material) ->
             .and_then(|r| r.ok())
             .flatten()
     };
+    tokio::spawn(reconcile::run(ctx.clone(), stop_rx.clone()));
     let streamer = tokio::spawn(stream_loop(ctx.clone(), material, db_max, stop_rx));
 
     let mut term = signal(tokio::signal::unix::SignalKind::terminate());
@@ -499,6 +537,32 @@ fn on_flow(ctx: &Ctx, s: &mut Shared, msg: &proto::FlowResult, now: i64) {
     match classify(msg, now) {
         Classified::Dropped(r, why) => {
             s.stats.drop(r);
+            if r == DropReason::UnknownEnum {
+                s.unknown_enum_unlogged += 1;
+                let k = msg.flow.as_ref().and_then(|f| f.key.as_ref());
+                s.unknown_enum_last = format!(
+                    "id={} {why}: reporter={} source_type={} dest_type={}",
+                    msg.id,
+                    k.map_or(0, |k| k.reporter),
+                    k.map_or(0, |k| k.source_type),
+                    k.map_or(0, |k| k.dest_type)
+                );
+                let due = s
+                    .unknown_enum_logged_at
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+                if due {
+                    log(
+                        Level::Warn,
+                        "L-UNKENUM",
+                        &format!(
+                            "dropped {} flow(s) with a Reporter or EndpointType value this version does not know (last: {}); upgrade the aggregator if Goldmane was upgraded",
+                            s.unknown_enum_unlogged, s.unknown_enum_last
+                        ),
+                    );
+                    s.unknown_enum_unlogged = 0;
+                    s.unknown_enum_logged_at = Some(Instant::now());
+                }
+            }
             if r == DropReason::Malformed {
                 s.malformed_unlogged += 1;
                 s.malformed_last = format!("id={} {why}", msg.id);
@@ -545,13 +609,30 @@ fn on_flow(ctx: &Ctx, s: &mut Shared, msg: &proto::FlowResult, now: i64) {
             }
             if o.clamped {
                 s.stats.time_clamped += 1;
+                let due = s
+                    .skew_logged_at
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
+                if due {
+                    s.skew_logged_at = Some(Instant::now());
+                    let end = msg.flow.as_ref().map_or(0, |f| f.end_time);
+                    log(
+                        Level::Warn,
+                        "L-SKEW",
+                        &format!(
+                            "clock skew: flow id={} ends {}s after this pod's clock (stored as now); check NTP on the nodes and the Goldmane pod",
+                            msg.id,
+                            end.saturating_sub(now)
+                        ),
+                    );
+                }
             }
             let agg = Agg {
                 first: o.first,
                 last: o.last,
                 count: 1,
             };
-            match s.pending.merge(o.src, o.dst, o.action, agg) {
+            let pend = Pend::of(o.pending, o.last);
+            match s.pending.merge_pend(&KeyRef::of(&o), agg, pend) {
                 MergeOutcome::Full => {
                     s.stats.drop(DropReason::PendingFull);
                     if !s.pending_full_episode {
@@ -584,6 +665,7 @@ async fn stream_loop(
 ) {
     let cfg = &ctx.cfg;
     let mut attempt: u32 = 0;
+    let mut generation: u64 = 0;
     let mut first = true;
     let mut last_warn: Option<Instant> = None;
     loop {
@@ -673,9 +755,12 @@ async fn stream_loop(
                 };
                 let c1 = ctx.clone();
                 let c2 = ctx.clone();
+                generation += 1;
+                let gen = generation;
                 let sess = stream::session(
                     target,
-                    move || {
+                    move |ch| {
+                        c1.chan.send_replace(Some((gen, ch)));
                         let mut s = c1.lock();
                         s.ready.started = true;
                         s.ready.stream_open = true;
@@ -696,10 +781,15 @@ async fn stream_loop(
                 );
                 tokio::select! {
                     e = sess => e,
-                    _ = stop.changed() => break,
+                    _ = stop.changed() => {
+                        ctx.chan.send_replace(None);
+                        break;
+                    }
                 }
             }
         };
+        // The connection goes with the session: no second stream, no lingering connection.
+        ctx.chan.send_replace(None);
         {
             let mut s = ctx.lock();
             s.ready.started = true;
@@ -838,27 +928,44 @@ impl FlushState {
     /// last error text; `Err("auth-exit")` only when not shutting down.
     async fn step(&mut self, ctx: &Ctx, shutting_down: bool) -> Result<(), String> {
         if ctx.cfg.dry_run {
-            let rows = ctx.lock().pending.take();
+            let (rows, rec) = {
+                let mut s = ctx.lock();
+                (s.pending.take(), s.reconcile.pop_front())
+            };
             for r in &rows {
                 log(
                     Level::Info,
                     "L-DRYRUN",
                     &format!(
-                        "dry-run would upsert {} -> {} action={} first={} last={} count={}",
-                        r.src,
-                        r.dst,
+                        "dry-run would upsert {} action={} reporter={} first={} last={} count={}",
+                        describe_row(r),
                         r.action,
+                        r.reporter,
                         ts(r.first),
                         ts(r.last),
                         r.count
                     ),
                 );
             }
+            if let Some(b) = rec {
+                log(
+                    Level::Info,
+                    "L-RECONCILE",
+                    &format!(
+                        "dry-run reconcile [{}, {}): {} flows in {} pages in {} ms, {} keys",
+                        ts(b.window.0),
+                        ts(b.window.1),
+                        b.flows,
+                        b.pages,
+                        b.took_ms,
+                        b.rows.len()
+                    ),
+                );
+            }
             self.flushed_edges += rows.len() as u64;
             let mut s = ctx.lock();
             s.pending_full_episode = false;
-            let w = s.watermark.unwrap_or(0);
-            s.dedup.prune(w, ctx.cfg.dedup_window_secs);
+            s.dedup.prune(unix_now(), dedup_keep(&ctx.cfg));
             return Ok(());
         }
         if self.db.is_none() {
@@ -895,19 +1002,26 @@ impl FlushState {
                 }
             }
         }
-        let rows = {
+        let (mut rows, batch) = {
             let mut s = ctx.lock();
             let rows = s.pending.take();
+            let batch = s.reconcile.pop_front();
             s.pending_full_episode = false;
-            let w = s.watermark.unwrap_or(0);
-            s.dedup.prune(w, ctx.cfg.dedup_window_secs);
+            s.dedup.prune(unix_now(), dedup_keep(&ctx.cfg));
             s.stats.pending_edges = 0;
-            rows
+            (rows, batch)
         };
         let Some(d) = self.db.as_mut() else {
             return Ok(());
         };
-        if rows.is_empty() {
+        let (rec_rows, batch) = match batch {
+            Some(mut b) => {
+                let rest = decide::absorb_known(&mut rows, std::mem::take(&mut b.rows));
+                (rest, Some(b))
+            }
+            None => (Vec::new(), None),
+        };
+        if rows.is_empty() && batch.is_none() {
             if self.failing_since.is_some() {
                 self.ok(ctx, 0);
             } else if self.last_roundtrip.elapsed() >= Duration::from_secs(30) {
@@ -929,30 +1043,88 @@ impl FlushState {
             return Ok(());
         }
         let t0 = Instant::now();
-        let res =
-            tokio::time::timeout(Duration::from_secs(30), d.flush(&rows, ctx.cfg.batch_max)).await;
+        let res = tokio::time::timeout(
+            Duration::from_secs(30),
+            d.flush(&rows, &rec_rows, ctx.cfg.batch_max),
+        )
+        .await;
         let dur = t0.elapsed().as_secs_f64();
         let n = rows.len();
+        // A failed batch goes back whole: the List rows as found, re-checked next time.
+        let requeue = |ctx: &Ctx, batch: Option<ReconcileBatch>, rec_rows: Vec<decide::Row>| {
+            if let Some(mut b) = batch {
+                b.rows = rec_rows;
+                ctx.lock().reconcile.push_front(b);
+            }
+        };
         match res {
-            Ok(Ok(new)) => {
+            Ok(Ok(out)) => {
+                let (ins, ext) = out.reconciled.iter().fold((0u64, 0u64), |(i, x), e| {
+                    if e.inserted {
+                        (i + 1, x)
+                    } else {
+                        (i, x + 1)
+                    }
+                });
                 {
                     let mut s = ctx.lock();
                     s.stats.flushes_ok += 1;
                     s.stats.flush_duration_sum += dur;
                     s.stats.flush_duration_count += 1;
                     s.stats.edges_upserted += n as u64;
-                    s.stats.edges_new += new.len() as u64;
+                    s.stats.edges_new += out.new.len() as u64 + ins;
+                    s.stats.reconcile_inserted += ins;
+                    s.stats.reconcile_extended += ext;
                 }
-                for e in &new {
+                for e in out
+                    .new
+                    .iter()
+                    .chain(out.reconciled.iter().filter(|e| e.inserted))
+                {
+                    let found = if out.reconciled.iter().any(|r| std::ptr::eq(r, e)) {
+                        " (found by reconciliation)"
+                    } else {
+                        ""
+                    };
+                    if e.egress {
+                        log(
+                            Level::Info,
+                            "L-NEWEGRESS",
+                            &format!(
+                                "new egress {} -> {:?} action={} reporter={} first_seen={}{found}",
+                                e.src,
+                                e.dst,
+                                e.action,
+                                e.reporter,
+                                ts(e.first_seen)
+                            ),
+                        );
+                    } else {
+                        log(
+                            Level::Info,
+                            "L-NEWEDGE",
+                            &format!(
+                                "new edge {} -> {} action={} reporter={} first_seen={}{found}",
+                                e.src,
+                                e.dst,
+                                e.action,
+                                e.reporter,
+                                ts(e.first_seen)
+                            ),
+                        );
+                    }
+                }
+                if let Some(b) = batch {
                     log(
                         Level::Info,
-                        "L-NEWEDGE",
+                        "L-RECONCILE",
                         &format!(
-                            "new edge {} -> {} action={} first_seen={}",
-                            e.src,
-                            e.dst,
-                            e.action,
-                            ts(e.first_seen)
+                            "reconcile [{}, {}): {} flows in {} pages in {} ms; the stream had missed {ins} keys (inserted) and {ext} first/last times (extended)",
+                            ts(b.window.0),
+                            ts(b.window.1),
+                            b.flows,
+                            b.pages,
+                            b.took_ms
                         ),
                     );
                 }
@@ -964,6 +1136,7 @@ impl FlushState {
                 let undefined = db::is_undefined_table(&e);
                 let text = db::describe(&e);
                 self.requeue(ctx, rows, dur, false);
+                requeue(ctx, batch, rec_rows);
                 self.db = None;
                 let _ = self.failure(ctx, &text, false, undefined);
                 Err(text)
@@ -977,12 +1150,14 @@ impl FlushState {
                     ),
                 );
                 self.requeue(ctx, rows, dur, true);
+                requeue(ctx, batch, rec_rows);
                 self.db = None;
                 let _ = self.failure(ctx, &text, false, false);
                 Err(text)
             }
             Err(_) => {
                 self.requeue(ctx, rows, dur, false);
+                requeue(ctx, batch, rec_rows);
                 self.db = None;
                 let _ = self.failure(ctx, "flush timed out after 30s", false, false);
                 Err("flush timed out".into())
@@ -1008,6 +1183,23 @@ impl FlushState {
         }
         s.stats.flush_duration_sum += dur;
         s.stats.flush_duration_count += 1;
+    }
+}
+
+/// How long fingerprints are kept: the look-back window (a backfill or a skewed start can replay
+/// that far) or the configured de-duplication window, plus a minute.
+fn dedup_keep(cfg: &Config) -> i64 {
+    cfg.backfill_secs.max(cfg.dedup_window_secs) + 60
+}
+
+/// A row for log lines: namespaces are checked labels; external names are quoted and escaped.
+fn describe_row(r: &decide::Row) -> String {
+    match &r.egress {
+        None => format!("{} -> {}", r.src, r.dst),
+        Some(e) => format!(
+            "{} -> {}:{:?} {}/{}",
+            r.src, e.dst_type, r.dst, e.proto, e.port
+        ),
     }
 }
 
@@ -1116,7 +1308,11 @@ mod proto_compat {
                 fields += 1;
             }
         }
-        assert_eq!(fields, 2 + 2 + 4 + 10, "subset field count (3.1.2-3.1.5)");
+        assert_eq!(
+            fields,
+            2 + 2 + 4 + 11 + 4 + 2 + 2 + 1 + 1,
+            "subset field count (3.1.2-3.1.5, List, pending policies)"
+        );
         for e in sub.file.iter().flat_map(|f| f.enum_type.iter()) {
             let u =
                 enm(&up, e.name()).unwrap_or_else(|| panic!("upstream lacks enum {}", e.name()));

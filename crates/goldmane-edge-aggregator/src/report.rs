@@ -57,7 +57,7 @@ pub fn ts(unix: i64) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     pub flows_received: u64,
-    pub dropped: [u64; 6],
+    pub dropped: [u64; 7],
     pub unknown_action: u64,
     pub time_clamped: u64,
     pub edges_upserted: u64,
@@ -75,6 +75,12 @@ pub struct Stats {
     pub last_flow_end: i64,
     pub last_flush_success: i64,
     pub cert_not_after: i64,
+    /// Reconciliation passes by result, List flows read, keys the stream had missed.
+    pub reconcile_ok: u64,
+    pub reconcile_error: u64,
+    pub reconcile_flows: u64,
+    pub reconcile_inserted: u64,
+    pub reconcile_extended: u64,
 }
 
 pub const RECONNECT_REASONS: [&str; 5] = ["eof", "status", "transport", "tls", "stall"];
@@ -110,6 +116,37 @@ pub fn render_metrics(s: &Stats, version: &str) -> String {
             "goldmane_edge_flows_dropped_total{{reason=\"{}\"}} {}",
             r.label(),
             s.dropped[r.index()]
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP goldmane_edge_reconcile_runs_total Flows.List reconciliation passes by result."
+    );
+    let _ = writeln!(o, "# TYPE goldmane_edge_reconcile_runs_total counter");
+    for (r, v) in [("ok", s.reconcile_ok), ("error", s.reconcile_error)] {
+        let _ = writeln!(
+            o,
+            "goldmane_edge_reconcile_runs_total{{result=\"{r}\"}} {v}"
+        );
+    }
+    counter(
+        &mut o,
+        "reconcile_flows_total",
+        "Flows read by reconciliation passes.",
+        s.reconcile_flows,
+    );
+    let _ = writeln!(
+        o,
+        "# HELP goldmane_edge_reconcile_missed_total Keys the stream had missed that reconciliation found: inserted (new key, List's count) or extended (first/last seen moved)."
+    );
+    let _ = writeln!(o, "# TYPE goldmane_edge_reconcile_missed_total counter");
+    for (k, v) in [
+        ("inserted", s.reconcile_inserted),
+        ("extended", s.reconcile_extended),
+    ] {
+        let _ = writeln!(
+            o,
+            "goldmane_edge_reconcile_missed_total{{kind=\"{k}\"}} {v}"
         );
     }
     counter(
@@ -260,6 +297,18 @@ goldmane_edge_flows_dropped_total{reason=\"invalid_namespace\"} 0
 goldmane_edge_flows_dropped_total{reason=\"self_edge\"} 1
 goldmane_edge_flows_dropped_total{reason=\"duplicate\"} 0
 goldmane_edge_flows_dropped_total{reason=\"pending_full\"} 0
+goldmane_edge_flows_dropped_total{reason=\"unknown_enum\"} 0
+# HELP goldmane_edge_reconcile_runs_total Flows.List reconciliation passes by result.
+# TYPE goldmane_edge_reconcile_runs_total counter
+goldmane_edge_reconcile_runs_total{result=\"ok\"} 0
+goldmane_edge_reconcile_runs_total{result=\"error\"} 0
+# HELP goldmane_edge_reconcile_flows_total Flows read by reconciliation passes.
+# TYPE goldmane_edge_reconcile_flows_total counter
+goldmane_edge_reconcile_flows_total 0
+# HELP goldmane_edge_reconcile_missed_total Keys the stream had missed that reconciliation found: inserted (new key, List's count) or extended (first/last seen moved).
+# TYPE goldmane_edge_reconcile_missed_total counter
+goldmane_edge_reconcile_missed_total{kind=\"inserted\"} 0
+goldmane_edge_reconcile_missed_total{kind=\"extended\"} 0
 # HELP goldmane_edge_unknown_action_total Flows with an unknown action value, stored as unspecified.
 # TYPE goldmane_edge_unknown_action_total counter
 goldmane_edge_unknown_action_total 0

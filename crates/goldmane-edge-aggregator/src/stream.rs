@@ -215,6 +215,31 @@ fn classify_status(st: &tonic::Status) -> End {
     End::new(STATUS, format!("{:?}: {}", st.code(), st.message()))
 }
 
+/// gRPC's default receive limit, which Goldmane's clients use too: a bigger message (a List
+/// page) is refused by the decoder.
+pub const MAX_MESSAGE: usize = 4 << 20;
+
+/// One `Flows.List` page within `timeout`.
+pub async fn list_page(
+    channel: tonic::transport::Channel,
+    req: crate::proto::FlowListRequest,
+    timeout: Duration,
+) -> Result<crate::proto::FlowListResult, tonic::Status> {
+    let mut client = FlowsClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+    match tokio::time::timeout(timeout, client.list(req)).await {
+        Ok(r) => r.map(|r| r.into_inner()),
+        Err(_) => Err(tonic::Status::deadline_exceeded("List page timed out")),
+    }
+}
+
+/// True when a List page was refused for its size (tonic: `OutOfRange` "decoded message length
+/// too large"), so a smaller page can be asked for.
+pub fn too_large(st: &tonic::Status) -> bool {
+    st.code() == tonic::Code::OutOfRange
+        || (st.code() == tonic::Code::ResourceExhausted)
+        || st.message().contains("too large")
+}
+
 /// Parameters of one session.
 pub struct Target<'a> {
     pub authority: &'a str,
@@ -224,10 +249,11 @@ pub struct Target<'a> {
     pub stall: Duration,
 }
 
-/// Establish the stream. `on_open` runs once the call is accepted, `on_flow` per message.
+/// Establish the stream. `on_open` runs once the call is accepted (with a handle to the same
+/// HTTP/2 connection, for `Flows.List`), `on_flow` per message.
 pub async fn session(
     t: Target<'_>,
-    mut on_open: impl FnMut(),
+    mut on_open: impl FnMut(tonic::transport::Channel),
     mut on_flow: impl FnMut(FlowResult),
 ) -> End {
     let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(
@@ -290,14 +316,14 @@ pub async fn session(
         Ok(c) => c,
         Err(e) => return classify_io(&e, "http2"),
     };
-    let mut client = FlowsClient::new(channel).max_decoding_message_size(4 << 20);
+    let mut client = FlowsClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE);
     let resp = match tokio::time::timeout(t.stall, client.stream(t.request)).await {
         Ok(Ok(r)) => r,
         Ok(Err(st)) => return classify_status(&st),
         Err(_) => return End::new(STALL, "no response"),
     };
     let mut stream = resp.into_inner();
-    on_open();
+    on_open(channel);
     let opened = Instant::now();
     let mut delivered = 0u64;
     let mut end = loop {

@@ -5,6 +5,7 @@ mod it {
     mod common;
     mod config;
     mod db;
+    mod field;
     mod pgtls;
     mod stream;
     mod tls;

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-pub use testkit::goldmane::{flow, flow_full, FakeGoldmane, FlowResult, GoldmanePki, ServerTls};
+pub use testkit::goldmane::{
+    bucket_start, flow, flow_full, Connection, Endpoint, FakeGoldmane, FlowResult, GoldmanePki,
+    ListFaults, ServerTls,
+};
 pub use testkit::Postgres;
 
 /// Password put into every DSN; with trust auth the server never asks for it, so it only
@@ -120,6 +123,64 @@ pub fn edges(pg: &Postgres) -> Vec<(String, String, String, i64, i64, i64)> {
 
 pub fn total_count(pg: &Postgres) -> i64 {
     edges(pg).iter().map(|e| e.5).sum()
+}
+
+/// Rows of `edge` with their side: (src, dst, action, reporter, first, last, count), sorted.
+pub fn sides(pg: &Postgres) -> Vec<(String, String, String, String, i64, i64, i64)> {
+    rows(
+        pg,
+        "SELECT src_ns, dst_ns, action, reporter, extract(epoch FROM first_seen)::bigint, \
+         extract(epoch FROM last_seen)::bigint, flow_count FROM edge ORDER BY 1, 2, 3, 4",
+    )
+    .into_iter()
+    .map(|f| {
+        (
+            f[0].clone(),
+            f[1].clone(),
+            f[2].clone(),
+            f[3].clone(),
+            f[4].parse().unwrap_or(-1),
+            f[5].parse().unwrap_or(-1),
+            f[6].parse().unwrap_or(-1),
+        )
+    })
+    .collect()
+}
+
+/// Rows of `egress_edge` as "src dst_type dst_name proto/port action reporter count", sorted.
+pub fn egress(pg: &Postgres) -> Vec<String> {
+    rows(
+        pg,
+        "SELECT src_ns, dst_type, dst_name, proto || '/' || dst_port, action, reporter, flow_count \
+         FROM egress_edge ORDER BY 1, 2, 3, 4, 5, 6",
+    )
+    .into_iter()
+    .map(|f| f.join(" "))
+    .collect()
+}
+
+pub fn rows(pg: &Postgres, sql: &str) -> Vec<Vec<String>> {
+    pg.try_psql("goldmane_edges", sql)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// A bucket-aligned time `secs` ago (Goldmane's windows start at multiples of 15 s).
+pub fn ago(secs: i64) -> i64 {
+    bucket_start(now() - secs)
+}
+
+/// A counter or gauge from `/metrics`.
+pub fn metric(a: &Agg, name: &str) -> Option<f64> {
+    let (_, m) = a.get("/metrics")?;
+    m.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 /// The aggregator process; stderr goes to a file; killed on drop. On drop it also asserts that

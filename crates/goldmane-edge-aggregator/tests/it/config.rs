@@ -11,7 +11,7 @@ fn invalid_values_exit_2_before_any_network_io() {
         ("GOLDMANE_HOST", "goldmane"),
         ("GOLDMANE_TLS_INSECURE", "perhaps"),
         ("DRY_RUN", "yes please"),
-        ("GEA_BACKFILL_SECS", "86401"),
+        ("GEA_BACKFILL_SECS", "3571"),
         ("GEA_FLUSH_INTERVAL_SECS", "0"),
         ("GEA_BATCH_MAX_EDGES", "many"),
         ("GEA_HEALTH_ADDR", "everywhere"),
@@ -33,6 +33,15 @@ fn invalid_values_exit_2_before_any_network_io() {
             "{var}={val}: {err}"
         );
     }
+    // The ring limit is named (issue 13).
+    let mut env = w.env();
+    env.insert("GEA_BACKFILL_SECS".into(), "86400".into());
+    let (code, _, err) = run_once(w.dir.path(), &[], &env, 10);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("config GEA_BACKFILL_SECS: 86400 is above the ring limit 3570: Goldmane keeps 242 buckets of 15 s"),
+        "{err}"
+    );
     // No DATABASE_URL outside dry-run.
     let mut env = w.env();
     env.remove("DATABASE_URL");
@@ -117,6 +126,8 @@ fn help_documents_every_option_env_default_and_exit_code() {
         "GEA_AGGREGATION_INTERVAL",
         "--backfill",
         "GEA_BACKFILL_SECS",
+        "--reconcile",
+        "GEA_RECONCILE_SECS",
         "--flush-interval",
         "GEA_FLUSH_INTERVAL_SECS",
         "--batch-max",

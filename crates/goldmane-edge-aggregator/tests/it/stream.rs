@@ -3,12 +3,20 @@
 use super::common::*;
 use nix::sys::signal::Signal;
 
-/// 12.3 #1, #13, #14: 2 allow A→B, 1 deny A→B, 1 allow B→C, a self-edge, empty src, empty dst
-/// → exactly 3 rows with Goldmane's times; the 4.7 read queries; `/metrics` matches.
+/// The Wave-1 allowlist (issue 13): per source namespace, the destinations the source allowed
+/// and the destination never denied.
+pub const ALLOWLIST: &str = "SELECT s.src_ns, array_agg(DISTINCT s.dst_ns ORDER BY s.dst_ns) FROM edge s \
+     WHERE s.action = 'allow' AND s.reporter = 'src' AND NOT EXISTS (SELECT 1 FROM edge d \
+     WHERE d.src_ns = s.src_ns AND d.dst_ns = s.dst_ns AND d.action = 'deny' AND d.reporter = 'dst') \
+     GROUP BY s.src_ns ORDER BY 1";
+
+/// 12.3 #1, #13, #14 (issue 13: per side): allow A→B reported by the source and by the
+/// destination, deny A→B, allow B→C, a self-edge, empty src, empty dst → one row per side and
+/// verdict with Goldmane's bucket times; the read queries; `/metrics` matches.
 #[test]
 fn edges_upserted_per_spec() {
     let w = World::new(true);
-    let t = now() - 600;
+    let t = ago(600);
     w.fake.add_flows([
         flow_full(1, "team-a", "team-b", 1, t, t + 15, 1),
         flow_full(2, "team-a", "team-b", 1, t + 15, t + 30, 2),
@@ -21,71 +29,47 @@ fn edges_upserted_per_spec() {
     let mut env = w.env();
     env.insert("GEA_STALL_TIMEOUT_SECS".into(), "30".into());
     let mut a = w.spawn(&[], &env);
-    a.wait_for(20, "3 edge rows", || w.edges().len() == 3);
-    a.wait_log("new edge team-b -> team-c action=allow", 10);
+    a.wait_for(20, "4 edge rows", || w.edges().len() == 4);
+    a.wait_log("new edge team-b -> team-c action=allow reporter=src", 10);
+    let s = |a: &str, b: &str, act: &str, rep: &str, f: i64, l: i64, n: i64| {
+        (
+            a.to_string(),
+            b.to_string(),
+            act.to_string(),
+            rep.to_string(),
+            f,
+            l,
+            n,
+        )
+    };
     assert_eq!(
-        w.edges(),
+        sides(w.pg()),
         vec![
-            (
-                "team-a".into(),
-                "team-b".into(),
-                "allow".into(),
-                t,
-                t + 30,
-                2
-            ),
-            (
-                "team-a".into(),
-                "team-b".into(),
-                "deny".into(),
-                t + 30,
-                t + 45,
-                1
-            ),
-            (
-                "team-b".into(),
-                "team-c".into(),
-                "allow".into(),
-                t + 45,
-                t + 60,
-                1
-            ),
+            s("team-a", "team-b", "allow", "dst", t + 15, t + 30, 1),
+            s("team-a", "team-b", "allow", "src", t, t + 15, 1),
+            s("team-a", "team-b", "deny", "src", t + 30, t + 45, 1),
+            s("team-b", "team-c", "allow", "src", t + 45, t + 60, 1),
         ]
     );
     // Invariants (4.1.2).
     let bad = w.pg().psql(
         "goldmane_edges",
         "SELECT count(*) FROM edge WHERE src_ns = dst_ns OR first_seen > last_seen OR flow_count < 1 \
-         OR action NOT IN ('allow','deny','pass','unspecified')",
+         OR action NOT IN ('allow','deny','pass','unspecified') OR reporter NOT IN ('src','dst')",
     );
     assert_eq!(bad.trim(), "0");
-    // 4.7 read contract.
+    // Read contract (4.7 as superseded by issue 13): the allowlist is "allowed by the source
+    // and never denied by the destination".
     let q = |sql: &str| w.pg().psql("goldmane_edges", sql).trim().to_string();
-    assert_eq!(q("SELECT src_ns || '>' || action FROM edge WHERE dst_ns='team-b' ORDER BY flow_count DESC"), "team-a>allow\nteam-a>deny");
-    assert_eq!(
-        q("SELECT dst_ns FROM edge WHERE src_ns='team-a' ORDER BY last_seen DESC"),
-        "team-b\nteam-b"
-    );
     assert_eq!(
         q("SELECT count(*) FROM edge WHERE first_seen > now() - interval '24 hours'"),
-        "3"
+        "4"
     );
     assert_eq!(
-        q("SELECT src_ns || '>' || dst_ns FROM edge WHERE action='deny'"),
+        q("SELECT DISTINCT src_ns || '>' || dst_ns FROM edge WHERE action='deny'"),
         "team-a>team-b"
     );
-    assert_eq!(
-        q("SELECT src_ns || '>' || dst_ns FROM edge ORDER BY src_ns, dst_ns"),
-        "team-a>team-b\nteam-a>team-b\nteam-b>team-c"
-    );
-    assert_eq!(
-        q("SELECT DISTINCT dst_ns FROM edge WHERE src_ns='team-a' AND action='allow'"),
-        "team-b"
-    );
-    assert_eq!(
-        q("SELECT src_ns, array_agg(DISTINCT dst_ns ORDER BY dst_ns) FROM edge WHERE action='allow' GROUP BY src_ns ORDER BY 1"),
-        "team-a|{team-b}\nteam-b|{team-c}"
-    );
+    assert_eq!(q(ALLOWLIST), "team-a|{team-b}\nteam-b|{team-c}");
     // /metrics (12.3 #14) and readiness.
     a.wait_for(10, "ready", || a.get("/readyz").map(|r| r.0) == Some(200));
     let (code, m) = a.get("/metrics").unwrap();
@@ -96,8 +80,8 @@ fn edges_upserted_per_spec() {
         "goldmane_edge_flows_dropped_total{reason=\"empty_namespace\"} 2",
         "goldmane_edge_flows_dropped_total{reason=\"malformed\"} 0",
         "goldmane_edge_flows_dropped_total{reason=\"duplicate\"} 0",
-        "goldmane_edge_edges_upserted_total 3",
-        "goldmane_edge_edges_new_total 3",
+        "goldmane_edge_edges_upserted_total 4",
+        "goldmane_edge_edges_new_total 4",
         "goldmane_edge_stream_up 1",
         "goldmane_edge_pending_edges 0",
         &format!("goldmane_edge_last_flow_end_timestamp_seconds {}", t + 60),
@@ -106,6 +90,12 @@ fn edges_upserted_per_spec() {
     }
     assert_eq!(a.get("/healthz").map(|r| r.0), Some(200));
     assert_eq!(a.get("/nope").map(|r| r.0), Some(404));
+    // The reconciliation after the connect found nothing the stream missed.
+    a.wait_log("INFO reconcile [", 10);
+    a.wait_log(
+        "the stream had missed 0 keys (inserted) and 0 first/last times (extended)",
+        1,
+    );
     // Requests carry an absolute start and the interval; no filter.
     let calls = w.fake.calls();
     assert!(
@@ -131,38 +121,69 @@ fn edges_upserted_per_spec() {
     );
 }
 
-fn metric(a: &Agg, name: &str) -> Option<f64> {
-    let (_, m) = a.get("/metrics")?;
-    m.lines().find_map(|l| {
-        l.strip_prefix(name)
-            .and_then(|v| v.strip_prefix(' '))
-            .and_then(|v| v.parse().ok())
-    })
-}
-
-/// 12.3 #2: an older flow arriving in a later flush moves `first_seen` earlier, `last_seen`
-/// never moves earlier, counts add.
+/// 12.3 #2 with the real server (issue 13): a flow that lands late in an already-streamed
+/// bucket never reaches the stream; the next reconciliation finds it. A new key is inserted with
+/// List's count; for a known key `first_seen` moves earlier and the count is left alone.
 #[test]
-fn later_older_flow_moves_first_seen_earlier() {
+fn late_flow_in_streamed_bucket_appears_after_one_reconciliation() {
     let w = World::new(true);
-    let t = now() - 900;
+    let t = ago(900);
     w.fake
         .add_flows([flow(1, "a", "b", 1, t + 300), flow(2, "a", "b", 1, t + 330)]);
-    let a = w.spawn(&[], &w.env());
+    let mut env = w.env();
+    env.insert("GEA_RECONCILE_SECS".into(), "2".into());
+    env.insert("GEA_STALL_TIMEOUT_SECS".into(), "60".into());
+    let a = w.spawn(&[], &env);
     a.wait_for(20, "first flush", || {
         w.edges().first().map(|e| e.5) == Some(2)
     });
     assert_eq!(w.edges()[0].3, t + 300);
-    w.fake.add_flows([flow(3, "a", "b", 1, t)]);
-    a.wait_for(20, "second flush", || {
-        w.edges().first().map(|e| e.5) == Some(3)
+    let calls_before = w.fake.calls().len();
+    // Felix reports late: into old buckets the stream already carried.
+    w.fake
+        .add_flows([flow(3, "a", "b", 1, t), flow(4, "a", "c", 2, t + 15)]);
+    a.wait_for(20, "reconciled", || {
+        w.edges().len() == 2 && w.edges()[0].3 == t
     });
-    let e = &w.edges()[0];
+    let e = w.edges();
     assert_eq!(
-        (e.3, e.4, e.5),
-        (t, t + 345, 3),
-        "first earlier, last kept, count added"
+        (e[0].3, e[0].4, e[0].5),
+        (t, t + 345, 2),
+        "first earlier, count kept"
     );
+    assert_eq!(
+        e[1],
+        ("a".into(), "c".into(), "deny".into(), t + 15, t + 30, 1),
+        "List-only key inserted with List's count"
+    );
+    assert_eq!(w.fake.calls().len(), calls_before, "no reconnect needed");
+    a.wait_log(
+        "the stream had missed 1 keys (inserted) and 1 first/last times (extended)",
+        10,
+    );
+    a.wait_log("new edge a -> c action=deny reporter=src first_seen=", 1);
+    assert!(
+        a.stderr().contains("(found by reconciliation)"),
+        "{}",
+        a.stderr()
+    );
+    assert_eq!(
+        metric(
+            &a,
+            "goldmane_edge_reconcile_missed_total{kind=\"inserted\"}"
+        ),
+        Some(1.0)
+    );
+    // The List window is [now − look-back, now − 30 s], in pages.
+    let l = w.fake.list_calls();
+    let last = l.last().unwrap();
+    assert!((last.start_time_lt - (now() - 30)).abs() <= 10, "{last:?}");
+    assert!(
+        (last.start_time_gte - (now() - 3570)).abs() <= 10,
+        "{last:?}"
+    );
+    assert_eq!(last.page, 0);
+    assert!(last.page_size > 0);
 }
 
 /// 12.3 #4: the fake ends the stream (status OK) → the next request starts at the clamped
@@ -170,7 +191,7 @@ fn later_older_flow_moves_first_seen_earlier() {
 #[test]
 fn stream_end_resumes_at_watermark_without_double_count() {
     let w = World::new(true);
-    let t = now() - 600;
+    let t = ago(600);
     w.fake.add_flows([
         flow(1, "a", "b", 1, t),
         flow(2, "a", "b", 1, t + 15),
@@ -194,7 +215,8 @@ fn stream_end_resumes_at_watermark_without_double_count() {
             "goldmane_edge_flows_dropped_total{reason=\"duplicate\"}",
         ) == Some(1.0)
     });
-    w.fake.add_flows([flow(4, "a", "c", 1, t + 45)]);
+    // A new report in the bucket the next rollover streams goes out live.
+    w.fake.add_live([flow(4, "a", "c", 1, 0)]);
     a.wait_for(20, "4 flows stored", || total_count(w.pg()) == 4);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(total_count(w.pg()), 4, "no double count");
@@ -204,28 +226,26 @@ fn stream_end_resumes_at_watermark_without_double_count() {
     );
 }
 
-/// 12.3 #5: Goldmane stopped and restarted on the same port → reconnect within backoff, new
-/// flows land; `/readyz` 503 in the gap and 200 after; `/healthz` 200 throughout.
+/// 12.3 #5: Goldmane stopped, then restarted on the same port (ring lost, Felix re-sending its
+/// cache under new ids) → reconnect within backoff, the re-sent flows land via backfill;
+/// `/readyz` 503 in the gap and 200 after; `/healthz` 200 throughout.
 #[test]
 fn goldmane_restart_reconnects_and_readiness_follows() {
     let mut w = World::new(true);
-    let t = now() - 300;
+    let t = ago(300);
     w.fake.add_flows([flow(1, "a", "b", 1, t)]);
     let mut env = w.env();
     env.insert("GEA_STALL_TIMEOUT_SECS".into(), "30".into());
     let a = w.spawn(&[], &env);
     a.wait_for(20, "ready", || a.get("/readyz").map(|r| r.0) == Some(200));
     w.fake.stop();
-    w.fake.clear_ring();
     a.wait_for(10, "unready while Goldmane is away", || {
         a.get("/readyz") == Some((503, "no_stream\n".into()))
     });
     assert_eq!(a.get("/healthz").map(|r| r.0), Some(200));
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(a.get("/healthz").map(|r| r.0), Some(200));
-    w.fake.restart();
-    // A restarted Goldmane hands out new ids.
-    w.fake.add_flows([
+    w.fake.restart_with([
         flow(101, "a", "b", 1, t + 15),
         flow(102, "b", "c", 1, t + 15),
     ]);
@@ -253,13 +273,14 @@ fn silent_stream_is_reconnected() {
     );
 }
 
-/// 12.3 #11 and §7: unknown action → `unspecified` with one L-UNKACTION; malformed results
-/// and invalid namespaces are dropped while the stream continues; a far-future end is clamped.
+/// 12.3 #11 and §7 (a buggy server: messages injected verbatim): unknown action →
+/// `unspecified` with one L-UNKACTION; unknown Reporter / EndpointType values are dropped with
+/// L-UNKENUM; malformed results and invalid namespaces are dropped while the stream continues; a
+/// far-future end is clamped.
 #[test]
 fn bad_flows_are_dropped_or_normalised() {
     let w = World::new(true);
-    let t = now() - 300;
-    // Unknown non-action enum values (endpoint types, reporter) are ignored (§7).
+    let t = ago(300);
     let mut odd_enums = flow(13, "a", "b", 1, t);
     {
         let k = odd_enums.flow.as_mut().unwrap().key.as_mut().unwrap();
@@ -269,7 +290,11 @@ fn bad_flows_are_dropped_or_normalised() {
     }
     let mut nokey = flow(3, "a", "b", 1, t);
     nokey.flow.as_mut().unwrap().key = None;
-    w.fake.add_flows([
+    let mut env = w.env();
+    env.insert("GEA_STALL_TIMEOUT_SECS".into(), "60".into());
+    let a = w.spawn(&[], &env);
+    a.wait_for(20, "stream open", || w.fake.open_streams() == 1);
+    w.fake.inject_raw([
         flow(1, "a", "b", 7, t),
         flow(2, "a", "b", 7, t + 15),
         FlowResult { id: 9, flow: None },
@@ -283,22 +308,18 @@ fn bad_flows_are_dropped_or_normalised() {
         flow(11, "a", "d", -1, t),
         odd_enums,
     ]);
-    let a = w.spawn(&[], &w.env());
-    a.wait_for(20, "4 rows", || w.edges().len() == 4);
+    a.wait_for(20, "3 rows", || w.edges().len() == 3);
     let e = w.edges();
     assert_eq!(
         (e[0].1.as_str(), e[0].2.as_str(), e[0].5),
-        ("b", "allow", 1)
-    );
-    assert_eq!(
-        (e[1].1.as_str(), e[1].2.as_str(), e[1].5),
         ("b", "unspecified", 2)
     );
-    assert_eq!(e[2].1, "c");
-    assert!(e[2].4 <= now() + 5, "future end clamped: {e:?}");
-    assert_eq!((e[3].1.as_str(), e[3].2.as_str()), ("d", "unspecified"));
+    assert_eq!(e[1].1, "c");
+    assert!(e[1].4 <= now() + 5, "future end clamped: {e:?}");
+    assert_eq!((e[2].1.as_str(), e[2].2.as_str()), ("d", "unspecified"));
     assert_eq!(a.count("unknown action value 7 mapped to unspecified"), 1);
     a.wait_log("WARN dropped 1 malformed flow(s) (last: id=9 no flow)", 5);
+    a.wait_log("WARN dropped 1 flow(s) with a Reporter or EndpointType value this version does not know (last: id=13 unknown reporter: reporter=42 source_type=99 dest_type=-3)", 5);
     let m = |k: &str| metric(&a, k);
     a.wait_for(5, "metrics", || {
         m("goldmane_edge_flows_received_total") == Some(12.0)
@@ -311,10 +332,21 @@ fn bad_flows_are_dropped_or_normalised() {
         m("goldmane_edge_flows_dropped_total{reason=\"invalid_namespace\"}"),
         Some(5.0)
     );
+    assert_eq!(
+        m("goldmane_edge_flows_dropped_total{reason=\"unknown_enum\"}"),
+        Some(1.0)
+    );
     assert_eq!(m("goldmane_edge_unknown_action_total"), Some(3.0));
     assert_eq!(m("goldmane_edge_time_clamped_total"), Some(1.0));
+    assert!(
+        a.stderr().contains("WARN clock skew: flow id=10 ends ")
+            && a.stderr()
+                .contains("s after this pod's clock (stored as now)"),
+        "{}",
+        a.stderr()
+    );
     // The stream continued: a later flow lands.
-    w.fake.add_flows([flow(12, "z", "y", 3, t)]);
+    w.fake.inject_raw([flow(12, "z", "y", 3, t)]);
     a.wait_for(20, "later flow", || {
         w.edges().iter().any(|e| e.0 == "z" && e.2 == "pass")
     });
@@ -325,7 +357,7 @@ fn bad_flows_are_dropped_or_normalised() {
 #[test]
 fn sigterm_flushes_pending_edges() {
     let mut w = World::new(true);
-    let t = now() - 300;
+    let t = ago(300);
     w.fake
         .add_flows([flow(1, "a", "b", 1, t), flow(2, "b", "c", 2, t)]);
     let mut env = w.env();
@@ -373,7 +405,7 @@ fn sigterm_flushes_pending_edges() {
 #[test]
 fn dry_run_never_touches_postgres() {
     let w = World::new(true);
-    let t = now() - 300;
+    let t = ago(300);
     w.fake
         .add_flows([flow(1, "a", "b", 1, t), flow(2, "a", "b", 1, t + 15)]);
     let mut env = w.env();
@@ -381,7 +413,7 @@ fn dry_run_never_touches_postgres() {
     let mut a = w.spawn(&[], &env);
     a.wait_log(
         &format!(
-            "INFO dry-run would upsert a -> b action=allow first={} last={} count=2",
+            "INFO dry-run would upsert a -> b action=allow reporter=src first={} last={} count=2",
             homelab_core::log::format_utc(time::OffsetDateTime::from_unix_timestamp(t).unwrap()),
             homelab_core::log::format_utc(
                 time::OffsetDateTime::from_unix_timestamp(t + 30).unwrap()
@@ -408,8 +440,8 @@ fn dry_run_never_touches_postgres() {
 #[test]
 fn minimal_flows_work_the_same() {
     let w = World::new(true);
-    let t = now() - 300;
-    let minimal = |id: i64, s: &str, d: &str| FlowResult {
+    let t = ago(300);
+    let minimal = |id: i64, s: &str, d: &str, t: i64| FlowResult {
         id,
         flow: Some(testkit::goldmane::Flow {
             key: Some(testkit::goldmane::FlowKey {
@@ -424,15 +456,15 @@ fn minimal_flows_work_the_same() {
         }),
     };
     w.fake.add_flows([
-        minimal(1, "a", "b"),
-        minimal(2, "a", "b"),
-        minimal(3, "b", "b"),
+        minimal(1, "a", "b", t),
+        minimal(2, "a", "b", t + 15),
+        minimal(3, "b", "b", t),
     ]);
     let a = w.spawn(&[], &w.env());
     a.wait_for(20, "row", || total_count(w.pg()) == 2);
     assert_eq!(
         w.edges(),
-        vec![("a".into(), "b".into(), "deny".into(), t, t + 15, 2)]
+        vec![("a".into(), "b".into(), "deny".into(), t, t + 30, 2)]
     );
 }
 

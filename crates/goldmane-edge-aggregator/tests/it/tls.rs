@@ -85,14 +85,12 @@ fn server_name_must_match() {
     fake.add_flows([flow(1, "a", "b", 1, now() - 60)]);
     let mut env = w.env();
     env.insert("GOLDMANE_HOST".into(), fake.addr());
-    env.remove("GOLDMANE_SERVER_NAME");
+    env.insert("GOLDMANE_SERVER_NAME".into(), "localhost".into());
     let a = w.spawn(&[], &env);
     a.wait_log("ERROR tls bad_name: ", 20);
     drop(a);
-    env.insert(
-        "GOLDMANE_SERVER_NAME".into(),
-        "goldmane.calico-system.svc".into(),
-    );
+    // Issue 13: the default server name is the SAN every operator-issued cert carries.
+    env.remove("GOLDMANE_SERVER_NAME");
     let b = w.spawn(&[], &env);
     b.wait_for(20, "row with server name", || total_count(w.pg()) == 1);
     b.wait_log("server_name=goldmane.calico-system.svc", 1);
