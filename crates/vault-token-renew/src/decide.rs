@@ -425,8 +425,10 @@ const DAY: i64 = 86_400;
 /// The timer runs daily (§9); `status` warns when the period is under twice that (§8.7).
 pub const RENEW_INTERVAL: i64 = DAY;
 
-/// Health of a looked-up token plus the reasons behind a WARNING/STALE verdict.
-pub fn health(scope: &Scope, info: &TokenInfo) -> (Health, Vec<String>) {
+/// Health of a looked-up token plus the reasons behind a WARNING/STALE verdict. `min_ttl` is
+/// VTR_MIN_TTL (default 7 days, spec §8.7's threshold): `status` warns below the same TTL that
+/// makes `run` fail with "renewed but not extended" (issue 15 item 4), so the two never disagree.
+pub fn health(scope: &Scope, info: &TokenInfo, min_ttl: i64) -> (Health, Vec<String>) {
     if !is_ours(scope, info) {
         return (
             Health::Drift,
@@ -455,8 +457,12 @@ pub fn health(scope: &Scope, info: &TokenInfo) -> (Health, Vec<String>) {
             info.explicit_max_ttl.unwrap_or(0)
         ));
     }
-    if ttl < 7 * DAY {
-        warn.push(format!("ttl {ttl}s is under 7 days"));
+    if ttl < min_ttl {
+        warn.push(if min_ttl == 7 * DAY {
+            format!("ttl {ttl}s is under 7 days")
+        } else {
+            format!("ttl {ttl}s is under VTR_MIN_TTL ({min_ttl}s)")
+        });
     }
     if !warn.is_empty() {
         return (Health::Warning, warn);
@@ -941,12 +947,12 @@ mod tests {
     #[test]
     fn health_verdicts() {
         let s = wizard();
-        assert_eq!(health(&s, &healthy_info()).0, Health::Healthy);
+        assert_eq!(health(&s, &healthy_info(), 7 * DAY).0, Health::Healthy);
         let stale = TokenInfo {
             ttl: Some(2_764_800 - 3 * DAY),
             ..healthy_info()
         };
-        assert_eq!(health(&s, &stale).0, Health::Stale);
+        assert_eq!(health(&s, &stale, 7 * DAY).0, Health::Stale);
         for bad in [
             TokenInfo {
                 period: Some(0),
@@ -974,9 +980,27 @@ mod tests {
                 ..healthy_info()
             },
         ] {
-            assert_eq!(health(&s, &bad).0, Health::Warning, "{bad:?}");
+            assert_eq!(health(&s, &bad, 7 * DAY).0, Health::Warning, "{bad:?}");
         }
-        assert_eq!(health(&s, &tok("token", &["root"])).0, Health::Drift);
+        assert_eq!(
+            health(&s, &tok("token", &["root"]), 7 * DAY).0,
+            Health::Drift
+        );
+        // VTR_MIN_TTL moves the WARNING threshold with the run's "not extended" rule.
+        let mut short = healthy_info();
+        short.ttl = Some(10 * DAY);
+        short.period = Some(10 * DAY);
+        assert_eq!(health(&s, &short, 7 * DAY).0, Health::Healthy);
+        let (h, why) = health(&s, &short, 14 * DAY);
+        assert_eq!(h, Health::Warning);
+        assert_eq!(
+            why,
+            vec![format!(
+                "ttl {}s is under VTR_MIN_TTL ({}s)",
+                10 * DAY,
+                14 * DAY
+            )]
+        );
         assert_eq!(Health::Error.exit_code(), 2);
         assert_eq!(Health::Drift.exit_code(), 1);
     }

@@ -163,7 +163,7 @@ fn gather(opts: &Opts, now: i64, doc: &mut Value) -> Health {
     doc["orphan"] = json!(info.orphan);
     doc["expire_time"] = json!(info.expire_time);
     doc["type"] = json!(info.token_type);
-    let (h, reasons) = decide::health(&p.scope, &info);
+    let (h, reasons) = decide::health(&p.scope, &info, p.vault.min_ttl);
     doc["reasons"] = json!(reasons);
     h
 }
