@@ -447,6 +447,29 @@ fn metrics_textfile_reports_the_run_without_the_token() {
     );
 }
 
+/// `bao server -dev` on 127.0.0.1:`port` with a fixed root token, run in `dir` as its HOME and
+/// without any token or address from the test's own environment; callers add listeners/TLS.
+pub fn bao_dev_command(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    root: &str,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.args(["server", "-dev", "-log-level=error"])
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .arg(format!("-dev-root-token-id={root}"))
+        .env("HOME", dir)
+        .env_remove("BAO_TOKEN")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
 /// `bao server -dev -dev-tls`: OpenBao generates its own CA; `--cacert` must make it trusted.
 pub struct TlsBao {
     _child: testkit::proc::ChildGuard,
@@ -463,19 +486,9 @@ pub fn tls_openbao() -> TlsBao {
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     let mut child = testkit::proc::ChildGuard::spawn(
-        std::process::Command::new(bin)
-            .args(["server", "-dev", "-dev-tls", "-log-level=error"])
-            .arg(format!("-dev-tls-cert-dir={}", certs.display()))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .arg(format!("-dev-root-token-id={root}"))
-            .env("HOME", dir.path())
-            .env_remove("BAO_TOKEN")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("BAO_ADDR")
-            .env_remove("VAULT_ADDR")
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
+        bao_dev_command(&bin, dir.path(), port, &root)
+            .arg("-dev-tls")
+            .arg(format!("-dev-tls-cert-dir={}", certs.display())),
         "bao server -dev -dev-tls",
     );
     testkit::wait_until(60, "OpenBao (TLS) listening", || {

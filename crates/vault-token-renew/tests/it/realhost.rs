@@ -131,19 +131,8 @@ fn mtls_openbao() -> MtlsBao {
     );
     let root = format!("root-mtls-{tls_port}");
     let mut child = testkit::proc::ChildGuard::spawn(
-        std::process::Command::new(bin)
-            .args(["server", "-dev", "-log-level=error"])
-            .arg(format!("-config={}", cfg.display()))
-            .arg(format!("-dev-listen-address=127.0.0.1:{dev_port}"))
-            .arg(format!("-dev-root-token-id={root}"))
-            .env("HOME", dir.path())
-            .env_remove("BAO_TOKEN")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("BAO_ADDR")
-            .env_remove("VAULT_ADDR")
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
+        super::openbao::bao_dev_command(&bin, dir.path(), dev_port, &root)
+            .arg(format!("-config={}", cfg.display())),
         "bao server -dev (mTLS listener)",
     );
     let url = format!("http://127.0.0.1:{dev_port}");
